@@ -1,0 +1,208 @@
+"""The `autograder` command: build, release, verify, grade, check, collect, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, width=max(Console().width, 130))
+
+
+def _log(message: str) -> None:
+    console.print(message, markup=False)
+
+
+def _course(args):
+    from .course import load_course
+
+    course = load_course(Path(args.course) if args.course else None)
+    if getattr(args, "db", None):
+        course = course.with_work(course.workdir, gradebook_url=args.db)
+    return course
+
+
+def _names(course, names):
+    return [course.check_assignment(n) for n in names] if names else list(course.assignments)
+
+
+def cmd_build(args) -> int:
+    from .build import build_assignment, stale_assignments
+
+    course = _course(args)
+    if args.check:
+        stale = [n for n in stale_assignments(course) if n in _names(course, args.assignments)]
+        for name in stale:
+            _log(f"stale: {course.source_notebook(name)} differs from a fresh build; run `autograder build {name}`")
+        if not stale:
+            _log("all source notebooks are up to date")
+        return 1 if stale else 0
+    for name in _names(course, args.assignments):
+        _log(f"built {build_assignment(course, name)}")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from .release import release_assignment
+
+    course = _course(args)
+    for name in _names(course, args.assignments):
+        report = release_assignment(course, name)
+        _log(f"released {report.notebook} (leak check: no solution, hidden test or reference answer)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify_assignment
+
+    course = _course(args)
+    failed = 0
+    for name in _names(course, args.assignments):
+        check = verify_assignment(course, name, args.profile, sandboxed=not args.unsandboxed, log=_log)
+        r = check.result
+        _log(f"{name}: {r.status}, {r.score:g}/{r.max_score:g} "
+             f"(reflection pending manual grading), train {r.timings.get('train_s') or 0:.1f} s")
+        for problem in check.problems:
+            _log(f"  problem: {problem}")
+        failed += not check.ok
+    return 1 if failed else 0
+
+
+def summary_table(results) -> Table:
+    """One row per submission, one column per rubric part ('?' = waits for manual grading)."""
+    table = Table(title="Grades")
+    parts = [(p.id, p.max_points) for p in results[0].parts] if results else []
+    for col in ("student", "status", *[f"{pid}/{pts:g}" for pid, pts in parts], "total", "message"):
+        table.add_column(col, overflow="fold", no_wrap=col not in ("message",))
+    for r in sorted(results, key=lambda r: r.student):
+        points = {p.id: p.points for p in r.parts}
+        cells = ["?" if points.get(pid) is None else f"{points[pid]:g}" for pid, _ in parts]
+        table.add_row(r.student, r.status, *cells, f"{r.score:g}/{r.max_score:g}", r.message[:90])
+    return table
+
+
+def cmd_grade(args) -> int:
+    from .grading.batch import grade_assignment
+
+    course = _course(args)
+    if args.unsandboxed:
+        _log("WARNING: --unsandboxed: student notebooks run without isolation")
+    outcome = grade_assignment(course, args.assignment, args.profile, args.student,
+                               sandboxed=not args.unsandboxed, workers=args.workers, log=_log)
+    console.print(summary_table(outcome.results))
+    _log(f"grades CSV: {outcome.csv}\nclass report: {outcome.report}\n"
+         f"feedback: {course.feedback_dir}/<student>/{args.assignment}/  ({outcome.wall_s:.0f} s)")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check_notebook
+
+    report = check_notebook(Path(args.notebook))
+    _log(f"{report.notebook}: {report.status} {report.message}")
+    marks = {"ok": "[ok]     ", "missing": "[to do]  ", "info": "[info]   "}
+    for kind, text in report.lines:
+        _log(marks[kind] + text)
+    return 0 if report.ok else 1
+
+
+def cmd_collect(args) -> int:
+    from .intake import collect
+
+    course = _course(args)
+    course.check_assignment(args.assignment)
+    report = collect(Path(args.source), args.assignment, course.workdir, kind=args.kind,
+                     course_id=course.course_id, roster=Path(args.roster) if args.roster else None)
+    for a in report.accepted:
+        _log(f"accepted {a.student:<20} {a.submitted_at:%Y-%m-%d %H:%M} {'(replaced an earlier one)' if a.replaced_previous else ''}")
+    for s in report.skipped:
+        _log(f"skipped  {s.source}: {s.reason}")
+    for r in report.rejected:
+        _log(f"REJECTED {r.source}: {r.reason}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    from .sandbox import bwrap_available
+
+    course = _course(args)
+    sandboxed = bwrap_available() and not args.unsandboxed
+    course, outcome = run_demo(course, Path(args.workdir), sandboxed, log=_log)
+    console.print(summary_table(outcome.results))
+    _log(f"class report: {outcome.report}\ngrades CSV:   {outcome.csv}\n"
+         f"gradebook:    {course.db_url} (try: cd {course.workdir} && nbgrader export)\n"
+         f"demo finished in {outcome.wall_s:.0f} s")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autograder", description=__doc__)
+    p.add_argument("--course", help="course root (default: the folder holding course_config.py)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="reference/<a>.py + rubric -> assignments/<a>/<a>.ipynb")
+    b.add_argument("assignments", nargs="*")
+    b.add_argument("--check", action="store_true", help="exit 1 when a committed notebook is stale")
+    b.set_defaults(func=cmd_build)
+
+    r = sub.add_parser("release", help="nbgrader generate_assignment into release/, then a leak check")
+    r.add_argument("assignments", nargs="*")
+    r.set_defaults(func=cmd_release)
+
+    v = sub.add_parser("verify", help="the reference earns full marks under its own rubric")
+    v.add_argument("assignments", nargs="*")
+    v.add_argument("--profile")
+    v.add_argument("--unsandboxed", action="store_true")
+    v.set_defaults(func=cmd_verify)
+
+    g = sub.add_parser("grade", help="grade every submission under submitted/<student>/<assignment>/")
+    g.add_argument("assignment")
+    g.add_argument("--profile")
+    g.add_argument("--student")
+    g.add_argument("--workers", type=int)
+    g.add_argument("--db", help="gradebook SQLAlchemy URL (default: sqlite gradebook.db in the course)")
+    g.add_argument("--unsandboxed", action="store_true", help="run student code without bubblewrap (unsafe)")
+    g.set_defaults(func=cmd_grade)
+
+    c = sub.add_parser("check", help="students: self-check a notebook with the public tests (tiny profile)")
+    c.add_argument("notebook")
+    c.set_defaults(func=cmd_check)
+
+    co = sub.add_parser("collect", help="take submissions from an exchange, a folder or an LMS zip")
+    co.add_argument("source")
+    co.add_argument("assignment")
+    co.add_argument("--kind", default="auto", choices=["auto", "exchange", "folder", "zip"])
+    co.add_argument("--roster")
+    co.set_defaults(func=cmd_collect)
+
+    d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder")
+    d.add_argument("--workdir", default="demo-work")
+    d.add_argument("--unsandboxed", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .course import CourseError
+    from .rubric import RubricError
+    from .build import BuildError
+    from .release import ReleaseError
+    from .sandbox import SandboxUnavailable
+
+    try:
+        return args.func(args)
+    except (CourseError, RubricError, BuildError, ReleaseError, SandboxUnavailable, FileNotFoundError, KeyError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        _log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

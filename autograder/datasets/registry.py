@@ -1,0 +1,72 @@
+"""Dataset registry: a name maps to a loader per profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+STUDENT_SPLITS = ("train", "val")
+
+
+class DatasetMissing(FileNotFoundError):
+    """Real data is not staged where the course expects it. The message says what goes where."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A dataset split resident in memory: images N x C x H x W (float32, normalized), labels N."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device), self.classes)
+
+
+# name -> profile -> loader(split, root, seed) ; filled by the dataset modules below.
+_LOADERS: dict[str, dict[str, Callable[..., Split]]] = {}
+
+
+def register(name: str, profile: str):
+    def decorate(loader):
+        _LOADERS.setdefault(name, {})[profile] = loader
+        return loader
+    return decorate
+
+
+def available() -> dict[str, tuple[str, ...]]:
+    return {name: tuple(sorted(by_profile)) for name, by_profile in _LOADERS.items()}
+
+
+def _loader(name: str, profile: str) -> Callable[..., Split]:
+    if name not in _LOADERS:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(_LOADERS)}")
+    if profile not in _LOADERS[name]:
+        raise KeyError(f"dataset {name!r} has no {profile!r} profile; it has {sorted(_LOADERS[name])}")
+    return _LOADERS[name][profile]
+
+
+def load_split(name: str, split: str, profile: str = "tiny", data_root: str | Path | None = None) -> Split:
+    """The train or validation split of a course dataset."""
+    if split not in STUDENT_SPLITS:
+        raise PermissionError(
+            f"split {split!r} is not available to notebooks: use 'train' or 'val'. "
+            "The test split is held out and scored by the grader.")
+    root = Path(data_root).expanduser() if data_root else None
+    return _loader(name, profile)(split, root)
+
+
+def load_hidden_split(name: str, profile: str, hidden_root: Path | None, secret: int) -> Split:
+    """The held-out test split; called by the evaluator only (see hidden.py)."""
+    return _loader(name, profile)("test", hidden_root, secret=secret)
+
+
+# Register the course's datasets (import for side effects, at the end to avoid cycles).
+from . import mnist  # noqa: E402,F401

@@ -1,0 +1,174 @@
+"""evaluate: the trusted evaluator. Loads the exported model (a torch.export program: no
+student Python runs) in a process of its own and scores it on the hidden test split.
+
+Parent side: `evaluate(...)` -> plain dict. Child side: `python -m autograder.grading.evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..sandbox import Limits, run_limited
+from ..student import HISTORY_FILE, MODEL_FILE, REPORTED_FILE
+
+EVAL_FILE = "evaluation.json"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVE_PNG = "training_curve.png"
+
+
+# ---- child ----------------------------------------------------------------------------------
+
+def _predict(program, images, batch_size: int = 512):
+    import torch
+
+    module = program.module()
+    with torch.no_grad():
+        return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def _metrics(labels, predictions, classes) -> dict:
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
+
+    y, p = labels.numpy(), predictions.numpy()
+    recall = recall_score(y, p, labels=range(len(classes)), average=None, zero_division=0)
+    return {
+        "accuracy": float((y == p).mean()),
+        "macro_f1": float(f1_score(y, p, labels=range(len(classes)), average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, p)),
+        "recall": {c: float(r) for c, r in zip(classes, recall)},
+        "min_recall": float(recall.min()),
+        "confusion_matrix": confusion_matrix(y, p, labels=range(len(classes))).tolist(),
+        "classes": list(classes),
+        "n": int(len(y)),
+    }
+
+
+def _plot_confusion(metrics: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cm = np.array(metrics["confusion_matrix"], dtype=float)
+    normalized = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    im = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    classes = metrics["classes"]
+    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 6 else 0)
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if normalized[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Hidden test split (row-normalized)")
+    fig.colorbar(im, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _plot_history(history: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from ..student import plot_history
+
+    clean = {k: [v for v in vals if v is not None] for k, vals in history.items() if isinstance(vals, list)}
+    fig = plot_history({k: v for k, v in clean.items() if v}, "Training curve (from the exported history)")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def run(artifacts: Path, out: Path, dataset: str, profile: str, hidden_root: str | None, cache_dir: Path,
+        data_root: str | None) -> dict:
+    import torch
+
+    from ..datasets import load_split
+    from ..datasets.hidden import course_secret, load_test_split
+
+    torch.set_grad_enabled(False)
+    result: dict = {"ok": False}
+    model_path = artifacts / MODEL_FILE
+    if not model_path.is_file():
+        return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
+    try:
+        program = torch.export.load(str(model_path))
+    except Exception as exc:
+        return {"ok": False, "error": f"the exported model could not be loaded: {type(exc).__name__}: {str(exc)[:200]}"}
+    test = load_test_split(dataset, profile, Path(hidden_root) if hidden_root else None, course_secret(cache_dir))
+    try:
+        predictions = _predict(program, test.images)
+        val = load_split(dataset, "val", profile, data_root)
+        val_predictions = _predict(program, val.images)
+    except Exception as exc:
+        return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
+    result = {"ok": True, "test": _metrics(test.labels, predictions, test.classes),
+              "val_accuracy": float((val_predictions == val.labels).float().mean())}
+    out.mkdir(parents=True, exist_ok=True)
+    _plot_confusion(result["test"], out / CONFUSION_PNG)
+    result["figures"] = {"confusion_matrix": str(out / CONFUSION_PNG)}
+    history = _read_json(artifacts / HISTORY_FILE)
+    result["history"] = history
+    result["reported"] = _read_json(artifacts / REPORTED_FILE)
+    if history:
+        try:
+            _plot_history(history, out / CURVE_PNG)
+            result["figures"]["training_curve"] = str(out / CURVE_PNG)
+        except Exception as exc:  # a malformed history costs the figure, not the evaluation
+            result["history_error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="autograder.grading.evaluate")
+    for name in ("artifacts", "out", "dataset", "profile", "cache_dir"):
+        parser.add_argument(f"--{name.replace('_', '-')}", required=True)
+    parser.add_argument("--hidden-root")
+    parser.add_argument("--data-root")
+    a = parser.parse_args(argv)
+    result = run(Path(a.artifacts), Path(a.out), a.dataset, a.profile, a.hidden_root, Path(a.cache_dir), a.data_root)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (Path(a.out) / EVAL_FILE).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+# ---- parent ---------------------------------------------------------------------------------
+
+def evaluate(artifacts: Path, out: Path, dataset: str, profile: str, hidden_root: Path | None,
+             cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None) -> dict:
+    argv = [sys.executable, "-m", "autograder.grading.evaluate", "--artifacts", str(artifacts), "--out", str(out),
+            "--dataset", dataset, "--profile", profile, "--cache-dir", str(cache_dir)]
+    if hidden_root:
+        argv += ["--hidden-root", str(hidden_root)]
+    if data_root:
+        argv += ["--data-root", str(data_root)]
+    env = {**os.environ, "MPLBACKEND": "agg"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    outcome = run_limited(argv, Limits(wall_seconds=timeout_s, memory_bytes=8 * 2**30), cwd=Path(out).parent, env=env)
+    report = Path(out) / EVAL_FILE
+    if outcome.killed_reason or not report.is_file():
+        tail = outcome.stderr.strip().splitlines()[-1:] or [""]
+        return {"ok": False, "error": f"the evaluator failed ({outcome.killed_reason or 'exit ' + str(outcome.returncode)}): {tail[0][:300]}"}
+    return json.loads(report.read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,107 @@
+"""record: the one place that persists. Gradebook (nbgrader's, any SQLAlchemy URL), per-attempt
+JSON, the executed notebook where formgrader looks for it, feedback HTML and the grades CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from ..course import Course
+from ..nbgrader_config import nbgrader_api, open_gradebook
+from ..rubric import Rubric
+from .results import GradeResult
+
+RESULT_FILE = "result.json"
+
+
+class RecordError(RuntimeError):
+    pass
+
+
+def ensure_assignment_in_gradebook(course: Course, name: str) -> None:
+    """Grade rows exist only for cells known when a submission is added: create the assignment's
+    cells first, with nbgrader's own generate_assignment (into a scratch release folder)."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(course) as gb:
+        try:
+            if gb.find_assignment(name).notebooks:
+                return
+        except MissingEntry:
+            pass
+    scratch = course.with_work(course.workdir, release_dir_name=".autograder/gradebook-release")
+    result = nbgrader_api(scratch, name).generate_assignment(name, force=True, create=True)
+    if not result.get("success"):
+        raise RecordError(f"could not register {name} in the gradebook:\n{result.get('error') or result.get('log')}")
+
+
+def _cell_scores(result: GradeResult, rubric: Rubric) -> dict[str, tuple[float | None, bool]]:
+    """grade cell id -> (auto score, needs manual grade)."""
+    scores = {}
+    for part_result in result.parts:
+        part = rubric.part(part_result.id)
+        if part.kind == "tests":
+            cells = part_result.details.get("cells", {})
+            for gid in part.cells:
+                scores[gid] = (float(cells.get(gid, 0.0)), False)
+        else:
+            for gid in part.grade_cell_ids:
+                scores[gid] = (part_result.points, part_result.needs_review)
+    return scores
+
+
+def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult]) -> None:
+    with open_gradebook(course) as gb:
+        for result in results:
+            gb.update_or_create_student(result.student)
+            try:
+                gb.find_submission(result.assignment, result.student)
+            except Exception:
+                gb.add_submission(result.assignment, result.student)
+            for gid, (auto, review) in _cell_scores(result, rubric).items():
+                grade = gb.find_grade(gid, result.assignment, result.assignment, result.student)
+                grade.auto_score = auto
+                # a manual score from formgrader always wins and is never reset by a regrade
+                grade.needs_manual_grade = bool(review) and grade.manual_score is None
+            gb.db.commit()
+
+
+def write_attempt(result: GradeResult) -> Path:
+    path = Path(result.output_dir) / RESULT_FILE
+    path.write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    return path
+
+
+def publish_notebook(course: Course, result: GradeResult) -> None:
+    """Formgrader shows autograded/<student>/<a>/<a>.ipynb; put this attempt's executed notebook there."""
+    executed = Path(result.output_dir) / "work" / f"{result.assignment}.ipynb"
+    if executed.is_file():
+        target = course.autograded_dir / result.student / result.assignment / f"{result.assignment}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(executed, target)
+
+
+def write_csv(path: Path, rubric: Rubric, results: list[GradeResult]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", "assignment", "attempt", "status", "score", "max_score",
+                         *[p.id for p in rubric.parts], "needs_review", "message"])
+        for r in sorted(results, key=lambda r: r.student):
+            by_id = {p.id: p.points for p in r.parts}
+            writer.writerow([r.student, r.assignment, r.attempt, r.status, f"{r.score:g}", f"{r.max_score:g}",
+                             *["" if by_id.get(p.id) is None else f"{by_id[p.id]:g}" for p in rubric.parts],
+                             "yes" if r.needs_review else "", r.message])
+    return path
+
+
+def latest_results(course: Course, assignment: str) -> list[GradeResult]:
+    """The newest attempt of every student, read back from the attempt folders."""
+    results = []
+    for student_dir in sorted(course.autograded_dir.glob("*")):
+        attempts = sorted((student_dir / assignment / "attempts").glob(f"*/{RESULT_FILE}"))
+        if attempts:
+            results.append(GradeResult.from_dict(json.loads(attempts[-1].read_text())))
+    return results

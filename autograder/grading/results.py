@@ -1,0 +1,80 @@
+"""Plain result data passed between the grading stages and persisted by `record`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATUSES = ("graded", "failed", "timeout", "crashed", "invalid")
+STATUS_HELP = {
+    "graded": "the notebook ran to the end",
+    "failed": "the notebook ran, but some of its cells raised errors",
+    "timeout": "the notebook did not finish within the time limit and was stopped",
+    "crashed": "the notebook's process died (out of memory, killed kernel, ...)",
+    "invalid": "the file is not a gradable notebook for this assignment",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    assignment: str
+    path: Path           # submitted/<student>/<assignment>/<assignment>.ipynb, never modified
+
+
+@dataclass
+class PartResult:
+    id: str
+    kind: str
+    title: str
+    points: float | None          # None: waits for a human (manual grading)
+    max_points: float
+    explanation: str
+    needs_review: bool = False
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class GradeResult:
+    student: str
+    assignment: str
+    status: str
+    message: str
+    profile: str
+    attempt: int = 0
+    parts: list[PartResult] = field(default_factory=list)
+    output_dir: str = ""
+    submission_sha256: str = ""
+    rubric_version: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    timings: dict = field(default_factory=dict)      # execute_s, train_s, reference_train_s, evaluate_s
+    runner: str = ""
+    versions: dict = field(default_factory=dict)
+    restored_cells: list[str] = field(default_factory=list)
+    cell_errors: list[dict] = field(default_factory=list)
+    evaluation: dict = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(p.points or 0.0 for p in self.parts)
+
+    @property
+    def max_score(self) -> float:
+        return sum(p.max_points for p in self.parts)
+
+    @property
+    def needs_review(self) -> bool:
+        return any(p.needs_review for p in self.parts) or bool(self.flags)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["score"], data["max_score"] = self.score, self.max_score
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GradeResult":
+        data = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+        data["parts"] = [PartResult(**p) for p in data.get("parts", [])]
+        return cls(**data)

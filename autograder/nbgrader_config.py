@@ -1,0 +1,49 @@
+"""nbgrader configuration for a course, built from the Course data (no config files, no chdir)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from traitlets.config import Config
+
+from .course import Course
+
+
+def nbgrader_config(course: Course) -> Config:
+    c = Config()
+    c.CourseDirectory.root = str(course.workdir)
+    c.CourseDirectory.course_id = course.course_id
+    c.CourseDirectory.source_directory = course.source_dir_name
+    c.CourseDirectory.release_directory = course.release_dir_name
+    c.CourseDirectory.db_url = course.db_url
+    c.Execute.timeout = int(course.profile(None).cell_timeout_s)
+    c.IgnorePattern.pattern = r".*(Warning|warn)\b.*"
+    return c
+
+
+def ensure_tools_on_path() -> None:
+    """nbgrader's Gradebook shells out to `alembic`; it lives beside this interpreter."""
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def open_gradebook(course: Course):
+    from nbgrader.api import Gradebook
+
+    ensure_tools_on_path()
+    return Gradebook(course.db_url, course.course_id)
+
+
+def nbgrader_api(course: Course, assignment: str | None = None):
+    """nbgrader's own API object for this course (the same one formgrader uses)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    ensure_tools_on_path()
+    config = nbgrader_config(course)
+    coursedir = CourseDirectory(config=config)
+    if assignment:
+        coursedir.assignment_id = assignment
+    return NbGraderAPI(coursedir=coursedir, config=config)

@@ -1,0 +1,71 @@
+"""Rubric data: plain frozen dataclasses built from a validated YAML document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact")
+
+
+class RubricError(ValueError):
+    """A rubric file is invalid; the message starts with `file:line:`."""
+
+
+@dataclass(frozen=True)
+class Band:
+    bound: float     # metric: value >= bound; timing: ratio <= bound
+    points: float
+
+
+@dataclass(frozen=True)
+class Part:
+    id: str
+    kind: str
+    title: str
+    points: float
+    cells: dict = field(default_factory=dict)       # tests: grade cell id -> points
+    metric: str | None = None                       # metric parts
+    cell: str | None = None                         # timing: tagged cell; reflection: answer cell
+    bands: dict = field(default_factory=dict)       # profile -> tuple[Band, ...], best first
+    options: dict = field(default_factory=dict)     # kind-specific extras (reflection criteria, ...)
+
+    @property
+    def grade_cell_ids(self) -> tuple[str, ...]:
+        """The nbgrader grade cells holding this part's points in the gradebook."""
+        if self.kind == "tests":
+            return tuple(self.cells)
+        if self.kind == "reflection":
+            return (self.cell,)
+        return (f"rubric_{self.id}",)
+
+
+@dataclass(frozen=True)
+class Rubric:
+    assignment: str
+    title: str
+    version: int
+    dataset: str
+    parts: tuple[Part, ...]
+    limits: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def total_points(self) -> float:
+        return sum(p.points for p in self.parts)
+
+    def part(self, part_id: str) -> Part:
+        for p in self.parts:
+            if p.id == part_id:
+                return p
+        raise KeyError(part_id)
+
+    def of_kind(self, kind: str) -> tuple[Part, ...]:
+        return tuple(p for p in self.parts if p.kind == kind)
+
+    def test_points(self) -> dict[str, float]:
+        return {cell: pts for p in self.of_kind("tests") for cell, pts in p.cells.items()}
+
+    def task_cell_parts(self) -> tuple[Part, ...]:
+        """Parts scored by the grader outside any notebook cell (nbgrader task cells hold their points)."""
+        return tuple(p for p in self.parts if p.kind in ("metric", "timing", "artifact"))

@@ -1,0 +1,82 @@
+"""JSON schema (draft 2020-12) of a rubric file."""
+
+_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
+_POINTS = {"type": "number", "minimum": 0}
+
+
+def _bands(bound_key: str) -> dict:
+    band = {
+        "type": "object",
+        "required": [bound_key, "points"],
+        "additionalProperties": False,
+        "properties": {bound_key: {"type": "number"}, "points": _POINTS},
+    }
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"enum": ["tiny", "full"]},
+        "additionalProperties": {"type": "array", "minItems": 1, "items": band},
+    }
+
+
+def _part(kind: str, required: list[str], extra: dict) -> dict:
+    return {
+        "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+        "then": {
+            "required": ["id", "kind", "title", *required],
+            "additionalProperties": False,
+            "properties": {"id": _ID, "kind": {"const": kind}, "title": {"type": "string"}, **extra},
+        },
+    }
+
+
+PART = {
+    "type": "object",
+    "required": ["id", "kind"],
+    "properties": {"kind": {"enum": ["tests", "metric", "timing", "reflection", "artifact"]}},
+    "allOf": [
+        _part("tests", ["cells"], {
+            "cells": {"type": "object", "minProperties": 1,
+                      "propertyNames": _ID, "additionalProperties": _POINTS}}),
+        _part("metric", ["metric", "points", "bands"], {
+            "metric": {"enum": ["accuracy", "macro_f1", "min_recall", "balanced_accuracy"]},
+            "points": _POINTS, "bands": _bands("at_least")}),
+        _part("timing", ["cell", "points", "bands"], {
+            "cell": {"type": "string"}, "points": _POINTS, "bands": _bands("at_most")}),
+        _part("reflection", ["cell", "points"], {
+            "cell": _ID, "points": _POINTS,
+            # criteria for suggested scores (see autograder/reflection); free-form until validated there
+            "reflection": {"type": "object"}}),
+        _part("artifact", ["points", "artifact"], {
+            "points": _POINTS, "artifact": {"type": "string"}}),
+    ],
+}
+
+LIMITS = {
+    "type": "object",
+    "propertyNames": {"enum": ["tiny", "full"]},
+    "additionalProperties": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "notebook_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            "memory_gb": {"type": "number", "exclusiveMinimum": 0},
+        },
+    },
+}
+
+RUBRIC = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["assignment", "title", "version", "dataset", "parts"],
+    "additionalProperties": False,
+    "properties": {
+        "assignment": _ID,
+        "title": {"type": "string"},
+        "version": {"type": "integer", "minimum": 1},
+        "dataset": {"type": "string"},
+        "parts": {"type": "array", "minItems": 1, "items": PART},
+        "limits": LIMITS,
+    },
+}

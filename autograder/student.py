@@ -1,0 +1,81 @@
+"""Helpers that student notebooks import: device selection and the export for grading.
+
+The export is the contract between the student's kernel and the trusted evaluator:
+a `torch.export` program (loads without running student Python, never a pickle),
+the training history as JSON, the student's self-reported metrics, and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+MODEL_FILE = "model.pt2"
+HISTORY_FILE = "history.json"
+REPORTED_FILE = "reported.json"
+FIGURES_DIR = "figures"
+
+
+def select_device(preferred: str = "auto") -> torch.device:
+    """`auto` picks CUDA when a GPU is visible, else the CPU. Never assume a GPU."""
+    if preferred == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(preferred)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but no GPU is visible; use device='auto' or 'cpu'")
+    return device
+
+
+def _finite(values):
+    return [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
+
+
+def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, artifact_dir: str | Path,
+                       history: dict | None = None, reported: dict | None = None,
+                       figures: dict | None = None) -> Path:
+    """Write what the grader evaluates into `artifact_dir` and return that folder.
+
+    history:  {"train_loss": [...], "val_accuracy": [...], ...} one value per epoch.
+    reported: the metrics the notebook claims, e.g. {"val_accuracy": 0.97, "train_seconds": 3.1}.
+    figures:  {"training_curve": matplotlib Figure, ...} saved as PNG.
+    """
+    out = Path(artifact_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval().to("cpu")
+    example = example_input[:2].detach().to("cpu").float().contiguous()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, out / MODEL_FILE)
+    history = {key: _finite(values) for key, values in (history or {}).items()}
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
+    (out / REPORTED_FILE).write_text(json.dumps(reported or {}, indent=1, default=float))
+    if figures:
+        (out / FIGURES_DIR).mkdir(exist_ok=True)
+        for name, fig in figures.items():
+            fig.savefig(out / FIGURES_DIR / f"{name}.png", dpi=80, bbox_inches="tight")
+    return out
+
+
+def plot_history(history: dict, title: str = "Training curve"):
+    """One figure: losses on the left axis, accuracies on the right, per epoch."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax2 = ax.twinx()
+    for key, values in history.items():
+        epochs = range(1, len(values) + 1)
+        target = ax if "loss" in key else ax2
+        target.plot(epochs, values, marker="o", label=key, linestyle="--" if "loss" in key else "-")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2.set_ylabel("accuracy")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax.legend(lines, labels, loc="center right", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

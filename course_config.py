@@ -1,0 +1,61 @@
+"""The course: id, assignments, profiles, data roots, runner and sandbox settings.
+
+Plain data first, so the autograder imports it as a module. When nbgrader loads
+this file as its config (see nbgrader_config.py), `get_config()` exists and the
+same values configure nbgrader, so `nbgrader ...` commands work on this course.
+"""
+
+import os
+from pathlib import Path
+
+COURSE_ID = "cnn101"
+
+# In teaching order. Each has reference/<name>.py and rubrics/<name>.yaml.
+ASSIGNMENTS = ["lenet5_mnist"]
+
+# Where real datasets and pretrained weights are staged for the `full` profile.
+DATA_ROOT = Path(os.environ.get("AUTOGRADER_DATA_ROOT", "~/course-data")).expanduser()
+# Held-out test splits: read by the trusted evaluator only, never mounted in the sandbox.
+HIDDEN_DATA_ROOT = Path(os.environ.get("AUTOGRADER_HIDDEN_DATA_ROOT", "~/course-hidden-data")).expanduser()
+
+# `tiny`: any CPU, seconds per assignment, bundled or generated data.
+# `full`: the real course on a GPU runner with the real datasets under DATA_ROOT.
+PROFILES = {
+    "tiny": {
+        "device": "auto",
+        "notebook_timeout_s": 300,   # whole notebook, wall clock, enforced by the executor
+        "cell_timeout_s": 240,       # papermill's per-cell limit
+        "memory_gb": 6,
+    },
+    "full": {
+        "device": "auto",
+        "notebook_timeout_s": 4 * 3600,
+        "cell_timeout_s": 3 * 3600,
+        "memory_gb": 20,
+    },
+}
+DEFAULT_PROFILE = "tiny"
+
+# Folders, relative to the course root (nbgrader's layout for the runtime ones).
+SOURCE_DIR = "assignments"
+RELEASE_DIR = "release"
+GRADEBOOK_URL = "sqlite:///gradebook.db"
+
+# Grading runners: None starts an embedded Dask LocalCluster; "tcp://host:8786" uses a cluster.
+SCHEDULER_ADDRESS = os.environ.get("AUTOGRADER_SCHEDULER") or None
+# Untrusted code runs under bubblewrap; grading refuses to run unsandboxed unless asked explicitly.
+SANDBOX = "bwrap"
+
+try:
+    c = get_config()  # noqa: F821 - defined only when nbgrader/traitlets loads this file
+except NameError:
+    c = None
+
+if c is not None:
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.source_directory = SOURCE_DIR
+    c.CourseDirectory.release_directory = RELEASE_DIR
+    c.CourseDirectory.db_url = GRADEBOOK_URL
+    c.Execute.timeout = PROFILES[DEFAULT_PROFILE]["cell_timeout_s"]
+    # Warnings on stderr must not zero a test cell (nbgrader >= 0.9.4).
+    c.IgnorePattern.pattern = r".*(Warning|warn)\b.*"
