@@ -1,0 +1,291 @@
+"""collect: take student submissions into the course folder, in nbgrader's layout.
+
+Each accepted notebook lands in <course_root>/submitted/<student>/<assignment>/<assignment>.ipynb
+with its submission time in timestamp.txt beside it. Sources are only read, never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+from nbformat.reader import NotJSONError, parse_json
+from nbformat.validator import normalize
+
+from .lms_names import looks_like_assignment
+from .report import Accepted, CollectReport, Rejected
+from .roster import Roster, sanitize_lms_id, valid_student_id
+from .sources import Found, Incoming, exchange_items, find_inbound, folder_items, zip_items
+from .timestamps import format_timestamp, parse_timestamp
+
+__all__ = ["Accepted", "CollectReport", "Rejected", "collect", "detect_kind"]
+
+KINDS = ("auto", "exchange", "folder", "zip")
+DEFAULT_MAX_BYTES = 20 * 2**20
+ATTEMPTS_DIR = ".attempts"
+
+_SAFE_ASSIGNMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+@dataclass
+class _Checked:
+    """An incoming notebook that passed every check."""
+
+    student: str
+    content: bytes
+    submitted_at: datetime
+    source: str
+    order: int
+    companions: tuple[Path, ...]
+
+
+def collect(
+    source: Path,
+    assignment: str,
+    course_root: Path,
+    *,
+    kind: str = "auto",
+    course_id: str | None = None,
+    roster: Path | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CollectReport:
+    """Collect one assignment's submissions from source into course_root/submitted/.
+
+    kind: "exchange" (nbgrader's inbound folder), "folder", "zip" (Canvas or Moodle bulk download),
+    or "auto" to tell them apart. Bad files are reported in the result, never raised; bad
+    arguments (missing source, unreadable zip or roster) raise ValueError / FileNotFoundError.
+    """
+    source, course_root = Path(source), Path(course_root)
+    if not _SAFE_ASSIGNMENT.fullmatch(assignment):
+        raise ValueError(f"assignment {assignment!r} is not usable as a folder name")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    if not source.exists():
+        raise FileNotFoundError(f"submission source not found: {source}")
+    known = Roster.load(Path(roster)) if roster else None
+    kind = detect_kind(source, course_id) if kind == "auto" else kind
+
+    if kind == "zip":
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, IsADirectoryError) as err:
+            raise ValueError(f"{source} is not a readable zip archive: {err}") from err
+        with archive:
+            found = zip_items(archive, str(source))
+            return _collect_found(found, assignment, course_root, known, max_bytes)
+    if kind == "exchange":
+        inbound = find_inbound(source, course_id)
+        if inbound is None:
+            where = f"{course_id}/inbound" if course_id else "inbound/ or <course_id>/inbound"
+            raise ValueError(f"no nbgrader inbound folder in {source} (looked for {where})")
+        found = exchange_items(inbound, assignment)
+    else:
+        if not source.is_dir():
+            raise ValueError(f"{source} is not a folder")
+        found = folder_items(source, assignment)
+    return _collect_found(found, assignment, course_root, known, max_bytes)
+
+
+def detect_kind(source: Path, course_id: str | None = None) -> str:
+    """'zip' for a zip file, 'exchange' for a folder holding an nbgrader inbound/, else 'folder'."""
+    if source.is_file():
+        if zipfile.is_zipfile(source):
+            return "zip"
+        raise ValueError(f"{source} is a file but not a zip archive")
+    return "exchange" if find_inbound(source, course_id) else "folder"
+
+
+def _collect_found(
+    found: Found, assignment: str, course_root: Path, roster: Roster | None, max_bytes: int
+) -> CollectReport:
+    report = CollectReport()
+    checked: list[_Checked] = []
+    for item in found:
+        result = item if isinstance(item, Rejected) else _check(item, assignment, roster, max_bytes)
+        (report.rejected if isinstance(result, Rejected) else checked).append(result)
+    for submission in _latest_per_student(checked, report.rejected):
+        bucket, outcome = _install(submission, assignment, course_root)
+        getattr(report, bucket).append(outcome)
+    report.accepted.sort(key=lambda a: a.student)
+    report.rejected.sort(key=lambda r: r.source)
+    report.skipped.sort(key=lambda r: r.source)
+    return report
+
+
+# -- checks --------------------------------------------------------------------------------
+
+
+def _check(
+    item: Incoming, assignment: str, roster: Roster | None, max_bytes: int
+) -> _Checked | Rejected:
+    """Cheapest checks first: who, file name, size; the content is read last."""
+    try:
+        student = _student_of(item, roster)
+    except LookupError as err:
+        return Rejected(item.source, str(err.args[0]))
+    if not item.filename.lower().endswith(".ipynb"):
+        return Rejected(item.source, f"not a notebook file: {item.filename!r} does not end in .ipynb")
+    if item.check_name and not looks_like_assignment(item.filename, assignment):
+        why = f"file name {item.filename!r} does not look like assignment {assignment!r}"
+        return Rejected(item.source, why)
+    if item.size > max_bytes:
+        return Rejected(item.source, _too_large(item.size, max_bytes))
+    try:
+        content = item.read(max_bytes + 1)  # the declared size may lie (zip entries)
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
+        # RuntimeError: zipfile's way of saying the entry is encrypted
+        return Rejected(item.source, f"unreadable: {err}")
+    if len(content) > max_bytes:
+        return Rejected(item.source, _too_large(len(content), max_bytes, at_least=True))
+    problem = notebook_problem(content)
+    if problem:
+        return Rejected(item.source, problem)
+    return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions)
+
+
+def _student_of(item: Incoming, roster: Roster | None) -> str:
+    if item.lms is not None:
+        if roster is not None:
+            return roster.resolve_lms(item.lms.lms_id, item.lms.name)
+        return sanitize_lms_id(item.lms.lms_id)
+    if not item.student or not valid_student_id(item.student):
+        raise LookupError(f"no student id: {item.student!r} is not usable as a student id")
+    return roster.resolve_student(item.student) if roster is not None else item.student
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    more = "more than " if at_least else ""
+    return f"too large: {more}{_size(size)}, the limit is {_size(limit)}"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def notebook_problem(content: bytes) -> str | None:
+    """Why content is not a readable nbformat v4 notebook, or None if it is."""
+    try:
+        text = content.decode("utf-8")  # .ipynb files are UTF-8 JSON
+    except UnicodeDecodeError:
+        return "not a notebook: not UTF-8 text (binary file?)"
+    try:
+        data = parse_json(text)
+    except NotJSONError as err:
+        return f"not JSON: {err.__cause__ or err}"
+    if not isinstance(data, dict) or "nbformat" not in data:
+        return "JSON but not a notebook: no 'nbformat' field"
+    if data["nbformat"] != 4:
+        version = data["nbformat"]
+        return f"notebook format v{version}: only v4 is accepted (re-save it in current Jupyter)"
+    try:
+        with warnings.catch_warnings():
+            # Cells without ids (older 4.x tools) only warn; normalize() adds them to a copy.
+            warnings.simplefilter("ignore")
+            _, notebook = normalize(data)
+            nbformat.validate(notebook)
+    except Exception as err:  # noqa: BLE001 - untrusted input: any failure here means invalid
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"invalid notebook: {first_line[:200]}"
+    return None
+
+
+# -- choosing and installing ---------------------------------------------------------------
+
+
+def _latest_per_student(checked: list[_Checked], rejected: list[Rejected]) -> list[_Checked]:
+    """The latest submission of each student; the others are reported as older duplicates."""
+    by_student: dict[str, list[_Checked]] = defaultdict(list)
+    for submission in checked:
+        by_student[submission.student].append(submission)
+    latest = []
+    for student, submissions in sorted(by_student.items()):
+        submissions.sort(key=lambda s: (s.submitted_at, s.order, s.source), reverse=True)
+        winner = submissions[0]
+        latest.append(winner)
+        for older in submissions[1:]:
+            rejected.append(Rejected(older.source, _duplicate_reason(student, older, winner)))
+    return latest
+
+
+def _duplicate_reason(student: str, older: _Checked, winner: _Checked) -> str:
+    same_time = older.submitted_at == winner.submitted_at
+    when = "the same time but uploaded earlier" if same_time else "an older time"
+    return (
+        f"duplicate in the same batch with {when}: {student}'s later submission "
+        f"{winner.source} ({format_timestamp(winner.submitted_at)}) was taken"
+    )
+
+
+def _install(
+    submission: _Checked, assignment: str, course_root: Path
+) -> tuple[str, Accepted | Rejected]:
+    """Write a submission into submitted/, keeping any different earlier one under .attempts/.
+
+    Returns the report list it belongs to ('accepted', 'skipped', 'rejected') and the entry.
+    """
+    folder = course_root / "submitted" / submission.student / assignment
+    notebook = folder / f"{assignment}.ipynb"
+    try:
+        replaced = False
+        if notebook.is_file():
+            if _sha256(notebook.read_bytes()) == _sha256(submission.content):
+                why = f"already collected: identical to {notebook}"
+                return "skipped", Rejected(submission.source, why)
+            previous_time = _read_timestamp(folder)
+            if previous_time and submission.submitted_at < previous_time:
+                return "rejected", Rejected(
+                    submission.source,
+                    f"older ({format_timestamp(submission.submitted_at)}) than the submission already "
+                    f"collected in {folder} ({format_timestamp(previous_time)}); kept that one",
+                )
+            _move_aside(folder, previous_time)
+            replaced = True
+        folder.mkdir(parents=True, exist_ok=True)
+        for companion in submission.companions:
+            _write_atomic(folder / companion.name, companion.read_bytes())
+        _write_atomic(notebook, submission.content)
+        _write_atomic(folder / "timestamp.txt", format_timestamp(submission.submitted_at).encode())
+    except OSError as err:
+        return "rejected", Rejected(submission.source, f"could not write into {folder}: {err}")
+    s = submission
+    return "accepted", Accepted(s.student, notebook, s.submitted_at, s.source, replaced)
+
+
+def _read_timestamp(folder: Path) -> datetime | None:
+    try:
+        return parse_timestamp((folder / "timestamp.txt").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _move_aside(folder: Path, previous_time: datetime | None) -> None:
+    """Move everything of the earlier submission into .attempts/<its time>/, so nothing is lost."""
+    name = previous_time.strftime("%Y-%m-%dT%H%M%S.%fZ") if previous_time else "unknown-time"
+    target = folder / ATTEMPTS_DIR / name
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / ATTEMPTS_DIR / f"{name}-{n}"
+    target.mkdir(parents=True)
+    for entry in folder.iterdir():
+        if entry.name != ATTEMPTS_DIR:
+            entry.rename(target / entry.name)  # same file system: a rename, no copy
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    # Readers (the grading pipeline) never see half a file, even if collect is interrupted.
+    temporary = path.with_name(f".{path.name}.collecting")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
