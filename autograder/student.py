@@ -17,6 +17,7 @@ MODEL_FILE = "model.pt2"
 HISTORY_FILE = "history.json"
 REPORTED_FILE = "reported.json"
 FIGURES_DIR = "figures"
+TENSORS_FILE = "tensors.pt"
 
 
 def select_device(preferred: str = "auto") -> torch.device:
@@ -29,27 +30,40 @@ def select_device(preferred: str = "auto") -> torch.device:
     return device
 
 
+def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """torch.export with a dynamic batch dimension: loadable without the notebook's Python."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, path)
+
+
 def _finite(values):
     return [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
 
 
 def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, artifact_dir: str | Path,
                        history: dict | None = None, reported: dict | None = None,
-                       figures: dict | None = None) -> Path:
+                       figures: dict | None = None, tensors: dict | None = None,
+                       programs: dict | None = None) -> Path:
     """Write what the grader evaluates into `artifact_dir` and return that folder.
 
     history:  {"train_loss": [...], "val_accuracy": [...], ...} one value per epoch.
     reported: the metrics the notebook claims, e.g. {"val_accuracy": 0.97, "train_seconds": 3.1}.
     figures:  {"training_curve": matplotlib Figure, ...} saved as PNG.
+    tensors:  {"filters": tensor, ...} saved to tensors.pt (the evaluator loads it weights-only).
+    programs: {"feature_maps": (module, example_input), ...} more torch.export programs, <name>.pt2.
     """
     out = Path(artifact_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
     example = example_input[:2].detach().to("cpu").float().contiguous()
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    with torch.no_grad():
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, out / MODEL_FILE)
+    _export_program(model, example, out / MODEL_FILE)
+    for name, (module, module_input) in (programs or {}).items():
+        _export_program(module.eval().to("cpu"), module_input[:2].detach().to("cpu").float().contiguous(),
+                        out / f"{name}.pt2")
+    if tensors:
+        torch.save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, out / TENSORS_FILE)
     history = {key: _finite(values) for key, values in (history or {}).items()}
     (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     (out / REPORTED_FILE).write_text(json.dumps(reported or {}, indent=1, default=float))

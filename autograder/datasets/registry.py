@@ -42,10 +42,12 @@ def register(name: str, profile: str):
 
 
 def available() -> dict[str, tuple[str, ...]]:
+    _register_all()
     return {name: tuple(sorted(by_profile)) for name, by_profile in _LOADERS.items()}
 
 
 def _loader(name: str, profile: str) -> Callable[..., Split]:
+    _register_all()
     if name not in _LOADERS:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(_LOADERS)}")
     if profile not in _LOADERS[name]:
@@ -68,5 +70,13 @@ def load_hidden_split(name: str, profile: str, hidden_root: Path | None, secret:
     return _loader(name, profile)("test", hidden_root, secret=secret)
 
 
-# Register the course's datasets (import for side effects, at the end to avoid cycles).
-from . import mnist  # noqa: E402,F401
+def _register_all() -> None:
+    """Every module of this package registers its datasets on import."""
+    import importlib
+    import pkgutil
+
+    from .. import datasets
+
+    for module in pkgutil.iter_modules(datasets.__path__):
+        if module.name not in ("registry", "hidden"):
+            importlib.import_module(f"{datasets.__name__}.{module.name}")

@@ -94,34 +94,49 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def run(artifacts: Path, out: Path, dataset: str, profile: str, hidden_root: str | None, cache_dir: Path,
+def _classification(ctx, out: Path, data_root: str | None) -> dict:
+    """Accuracy and friends of the exported classifier on the hidden test split (and on the
+    validation split, to compare with what the notebook reports)."""
+    from ..datasets import load_split
+
+    try:
+        program = ctx.program()
+    except FileNotFoundError:
+        return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
+    except Exception as exc:
+        return {"ok": False, "error": f"the exported model could not be loaded: {type(exc).__name__}: {str(exc)[:200]}"}
+    try:
+        test = ctx.test_split
+        predictions = _predict(program, test.images)
+        val = load_split(ctx.dataset, "val", ctx.profile, data_root)
+        val_accuracy = float((_predict(program, val.images) == val.labels).float().mean())
+    except Exception as exc:
+        return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
+    metrics = _metrics(test.labels, predictions, test.classes)
+    _plot_confusion(metrics, out / CONFUSION_PNG)
+    return {"ok": True, "test": metrics, "val_accuracy": val_accuracy,
+            "figures": {"confusion_matrix": str(out / CONFUSION_PNG)}}
+
+
+def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: str | None, cache_dir: Path,
         data_root: str | None) -> dict:
     import torch
 
-    from ..datasets import load_split
-    from ..datasets.hidden import course_secret, load_test_split
+    from ..datasets.hidden import course_secret
+    from ..rubric import load_rubric
+    from .checks import run_check
+    from .checks.context import EvalContext
 
     torch.set_grad_enabled(False)
-    result: dict = {"ok": False}
-    model_path = artifacts / MODEL_FILE
-    if not model_path.is_file():
-        return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
-    try:
-        program = torch.export.load(str(model_path))
-    except Exception as exc:
-        return {"ok": False, "error": f"the exported model could not be loaded: {type(exc).__name__}: {str(exc)[:200]}"}
-    test = load_test_split(dataset, profile, Path(hidden_root) if hidden_root else None, course_secret(cache_dir))
-    try:
-        predictions = _predict(program, test.images)
-        val = load_split(dataset, "val", profile, data_root)
-        val_predictions = _predict(program, val.images)
-    except Exception as exc:
-        return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
-    result = {"ok": True, "test": _metrics(test.labels, predictions, test.classes),
-              "val_accuracy": float((val_predictions == val.labels).float().mean())}
+    rubric = load_rubric(rubric_path)
     out.mkdir(parents=True, exist_ok=True)
-    _plot_confusion(result["test"], out / CONFUSION_PNG)
-    result["figures"] = {"confusion_matrix": str(out / CONFUSION_PNG)}
+    ctx = EvalContext(artifacts, out, rubric.dataset, profile, Path(hidden_root) if hidden_root else None,
+                      Path(data_root) if data_root else None, course_secret(cache_dir))
+    result: dict = {"ok": True, "figures": {}, "checks": {}}
+    if rubric.of_kind("metric"):
+        classification = _classification(ctx, out, data_root)
+        result.update({k: v for k, v in classification.items() if k != "figures"})
+        result["figures"].update(classification.get("figures", {}))
     history = _read_json(artifacts / HISTORY_FILE)
     result["history"] = history
     result["reported"] = _read_json(artifacts / REPORTED_FILE)
@@ -131,6 +146,10 @@ def run(artifacts: Path, out: Path, dataset: str, profile: str, hidden_root: str
             result["figures"]["training_curve"] = str(out / CURVE_PNG)
         except Exception as exc:  # a malformed history costs the figure, not the evaluation
             result["history_error"] = f"{type(exc).__name__}: {exc}"
+    for part in rubric.of_kind("artifact"):
+        check = run_check(part.options["check"], ctx, part.options.get("options", {}))
+        result["checks"][part.id] = check
+        result["figures"].update(check.get("figures", {}))
     return result
 
 
@@ -138,12 +157,12 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="autograder.grading.evaluate")
-    for name in ("artifacts", "out", "dataset", "profile", "cache_dir"):
+    for name in ("artifacts", "out", "rubric", "profile", "cache_dir"):
         parser.add_argument(f"--{name.replace('_', '-')}", required=True)
     parser.add_argument("--hidden-root")
     parser.add_argument("--data-root")
     a = parser.parse_args(argv)
-    result = run(Path(a.artifacts), Path(a.out), a.dataset, a.profile, a.hidden_root, Path(a.cache_dir), a.data_root)
+    result = run(Path(a.artifacts), Path(a.out), Path(a.rubric), a.profile, a.hidden_root, Path(a.cache_dir), a.data_root)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / EVAL_FILE).write_text(json.dumps(result, indent=1))
     return 0
@@ -151,10 +170,10 @@ def main(argv: list[str]) -> int:
 
 # ---- parent ---------------------------------------------------------------------------------
 
-def evaluate(artifacts: Path, out: Path, dataset: str, profile: str, hidden_root: Path | None,
+def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: Path | None,
              cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None) -> dict:
     argv = [sys.executable, "-m", "autograder.grading.evaluate", "--artifacts", str(artifacts), "--out", str(out),
-            "--dataset", dataset, "--profile", profile, "--cache-dir", str(cache_dir)]
+            "--rubric", str(rubric_path), "--profile", profile, "--cache-dir", str(cache_dir)]
     if hidden_root:
         argv += ["--hidden-root", str(hidden_root)]
     if data_root:

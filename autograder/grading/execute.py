@@ -116,7 +116,8 @@ def cell_duration(nb: nbformat.NotebookNode, tag: str) -> float | None:
     for cell in nb.cells:
         if tag in cell.metadata.get("tags", []) or cell.metadata.get("nbgrader", {}).get("grade_id") == tag:
             pm = cell.metadata.get("papermill", {})
-            if pm.get("status") == "completed" and pm.get("duration") is not None and not pm.get("exception"):
+            raised = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+            if pm.get("status") == "completed" and pm.get("duration") is not None and not raised:
                 return float(pm["duration"])
             return None
     return None

@@ -129,7 +129,7 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.cell_errors = errors
     result.status, result.message = _status_message(execution, errors)
     t1 = time.perf_counter()
-    result.evaluation = evaluate(artifacts, task.attempt_dir / "grader", rubric.dataset, task.profile,
+    result.evaluation = evaluate(artifacts, task.attempt_dir / "grader", rubric.path, task.profile,
                                  task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
     result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
     train_s = cell_duration(executed, "train") if executed else None

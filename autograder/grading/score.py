@@ -119,11 +119,14 @@ def score_reflection(part: Part, data: ScoringInput) -> PartResult:
 
 
 def score_artifact(part: Part, data: ScoringInput) -> PartResult:
-    figures = data.evaluation.get("figures", {})
-    name = part.options.get("artifact", "")
-    ok = name in figures
-    return PartResult(part.id, part.kind, part.title, part.points if ok else 0.0, part.points,
-                      f"{name}: {'present' if ok else 'missing'}")
+    """A fraction of the points from the evaluator check named in the rubric."""
+    check = data.evaluation.get("checks", {}).get(part.id)
+    if check is None:
+        why = data.evaluation.get("error") or "the evaluator did not run this check"
+        return PartResult(part.id, part.kind, part.title, 0.0, part.points, f"0 points: {why}")
+    points = round(part.points * float(check["score"]), 2)
+    return PartResult(part.id, part.kind, part.title, points, part.points, check["explanation"],
+                      needs_review=bool(check.get("needs_review")), details=check.get("details", {}))
 
 
 def score_all(rubric: Rubric, data: ScoringInput) -> list[PartResult]:

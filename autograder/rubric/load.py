@@ -102,7 +102,7 @@ def _part(raw: dict) -> Part:
         return Part(**common, points=float(raw["points"]), cell=raw["cell"], bands=_bands(raw["bands"], "at_most"))
     if kind == "reflection":
         return Part(**common, points=float(raw["points"]), cell=raw["cell"], options=dict(raw.get("reflection", {})))
-    return Part(**common, points=float(raw["points"]), options={"artifact": raw["artifact"]})
+    return Part(**common, points=float(raw["points"]), options={"check": raw["check"], "options": raw.get("options", {})})
 
 
 def _line_of_part(root: yaml.Node, index: int) -> int:
@@ -162,4 +162,4 @@ def load_rubric(path: Path, expected_name: str | None = None) -> Rubric:
     path = Path(path)
     if not path.is_file():
         raise RubricError(f"{path}: no rubric file (each assignment needs rubrics/<assignment>.yaml)")
-    return parse_rubric(path.read_text(), str(path), expected_name or path.stem)
+    return parse_rubric(path.read_text(), str(path.resolve()), expected_name or path.stem)

@@ -47,8 +47,9 @@ PART = {
             "cell": _ID, "points": _POINTS,
             # criteria for suggested scores (see autograder/reflection); free-form until validated there
             "reflection": {"type": "object"}}),
-        _part("artifact", ["points", "artifact"], {
-            "points": _POINTS, "artifact": {"type": "string"}}),
+        # checked by content in the evaluator: `check` names a function in autograder/grading/checks
+        _part("artifact", ["points", "check"], {
+            "points": _POINTS, "check": {"type": "string"}, "options": {"type": "object"}}),
     ],
 }
 
@@ -75,7 +76,7 @@ RUBRIC = {
         "assignment": _ID,
         "title": {"type": "string"},
         "version": {"type": "integer", "minimum": 1},
-        "dataset": {"type": "string"},
+        "dataset": {"type": "string"},   # the registry name the evaluator scores metric parts on
         "parts": {"type": "array", "minItems": 1, "items": PART},
         "limits": LIMITS,
     },
