@@ -19,6 +19,7 @@ import nbformat
 from .build import build_assignment
 from .course import Course
 from .grading.batch import grade_assignment
+from .nbgrader_config import write_nbgrader_config
 from .release import release_assignment
 
 ASSIGNMENT = "lenet5_mnist"
@@ -97,6 +98,7 @@ def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str]
     workdir.mkdir(parents=True)
     demo_profile = replace(course.profile("tiny"), **DEMO_LIMITS)
     course = course.with_work(workdir, profiles={**course.profiles, "tiny": demo_profile})
+    write_nbgrader_config(course)
     log(f"demo work folder: {workdir}")
     log(f"1/4 build    -> {build_assignment(course, ASSIGNMENT).relative_to(workdir)}")
     report = release_assignment(course, ASSIGNMENT)

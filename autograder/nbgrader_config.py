@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from traitlets.config import Config
 
@@ -47,3 +48,16 @@ def nbgrader_api(course: Course, assignment: str | None = None):
     if assignment:
         coursedir.assignment_id = assignment
     return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def write_nbgrader_config(course: Course) -> Path:
+    """An nbgrader_config.py in a work folder, so `nbgrader ...` commands work there too."""
+    path = course.workdir / "nbgrader_config.py"
+    path.write_text(
+        "# Written by autograder for this work folder; the course itself is course_config.py.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.course_id = {course.course_id!r}\n"
+        f"c.CourseDirectory.source_directory = {course.source_dir_name!r}\n"
+        f"c.CourseDirectory.release_directory = {course.release_dir_name!r}\n"
+        f"c.CourseDirectory.db_url = {course.db_url!r}\n")
+    return path
