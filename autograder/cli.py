@@ -20,6 +20,8 @@ def _course(args):
     from .course import load_course
 
     course = load_course(Path(args.course) if args.course else None)
+    if args.workdir:
+        course = course.with_work(Path(args.workdir))
     if getattr(args, "db", None):
         course = course.with_work(course.workdir, gradebook_url=args.db)
     return course
@@ -91,7 +93,8 @@ def cmd_grade(args) -> int:
     if args.unsandboxed:
         _log("WARNING: --unsandboxed: student notebooks run without isolation")
     outcome = grade_assignment(course, args.assignment, args.profile, args.student,
-                               sandboxed=not args.unsandboxed, workers=args.workers, log=_log)
+                               sandboxed=not args.unsandboxed, workers=args.workers, scheduler=args.scheduler,
+                               force=args.force, log=_log, console=console)
     console.print(summary_table(outcome.results))
     _log(f"grades CSV: {outcome.csv}\nclass report: {outcome.report}\n"
          f"feedback: {course.feedback_dir}/<student>/{args.assignment}/  ({outcome.wall_s:.0f} s)")
@@ -131,7 +134,7 @@ def cmd_demo(args) -> int:
 
     course = _course(args)
     sandboxed = bwrap_available() and not args.unsandboxed
-    course, outcome = run_demo(course, Path(args.workdir), sandboxed, log=_log)
+    course, outcome = run_demo(course, Path(args.into), sandboxed, log=_log)
     console.print(summary_table(outcome.results))
     _log(f"class report: {outcome.report}\ngrades CSV:   {outcome.csv}\n"
          f"gradebook:    {course.db_url} (try: cd {course.workdir} && nbgrader export)\n"
@@ -142,6 +145,8 @@ def cmd_demo(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autograder", description=__doc__)
     p.add_argument("--course", help="course root (default: the folder holding course_config.py)")
+    p.add_argument("--workdir", help="runtime root for assignments/, release/, submitted/, gradebook ... "
+                                     "(default: the course root)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="reference/<a>.py + rubric -> assignments/<a>/<a>.ipynb")
@@ -163,7 +168,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("assignment")
     g.add_argument("--profile")
     g.add_argument("--student")
-    g.add_argument("--workers", type=int)
+    g.add_argument("--workers", type=int, help="local workers (default: one per core, or one per GPU)")
+    g.add_argument("--scheduler", help="address of a Dask scheduler whose workers grade (tcp://host:8786)")
+    g.add_argument("--force", action="store_true", help="regrade everything (a new attempt each)")
     g.add_argument("--db", help="gradebook SQLAlchemy URL (default: sqlite gradebook.db in the course)")
     g.add_argument("--unsandboxed", action="store_true", help="run student code without bubblewrap (unsafe)")
     g.set_defaults(func=cmd_grade)
@@ -180,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     co.set_defaults(func=cmd_collect)
 
     d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder")
-    d.add_argument("--workdir", default="demo-work")
+    d.add_argument("--into", default="demo-work", help="the demo's fresh work folder (default: demo-work)")
     d.add_argument("--unsandboxed", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

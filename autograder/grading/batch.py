@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,8 @@ from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
 from .execute import ExecutionSettings
 from .pipeline import GradingTask, grade_one
-from .results import GradeResult, Submission
+from .progress import BatchProgress
+from .results import RETRY_FLAGS, GradeResult, Submission, file_sha256
 from .timing import cached_reference_seconds, machine_key, store_reference_seconds
 
 
@@ -95,54 +97,81 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     return seconds
 
 
-def _dispatch(tasks: list[GradingTask], workers: int, on_result: Callable[[GradeResult], None]) -> list[GradeResult]:
-    """One Dask task per submission on an embedded LocalCluster."""
-    from dask.distributed import Client, LocalCluster, as_completed
+def result_key(result_or_sha: GradeResult | str, rubric_version: int = 0, profile: str = "") -> str:
+    """What makes a grade reusable: the submission's content, the rubric version, the profile."""
+    if isinstance(result_or_sha, GradeResult):
+        r = result_or_sha
+        return f"{r.submission_sha256}:{r.rubric_version}:{r.profile}"
+    return f"{result_or_sha}:{rubric_version}:{profile}"
 
-    results = []
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
-        futures = {client.submit(grade_one, t, pure=False, key=f"grade-{t.submission.student}-{t.attempt}"): t
-                   for t in tasks}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # the worker died under this task: still a record
-                result = GradeResult(task.submission.student, task.submission.assignment, "crashed",
-                                     f"the grading worker failed: {type(exc).__name__}: {exc}", task.profile,
-                                     attempt=task.attempt, output_dir=str(task.attempt_dir))
-            results.append(result)
-            on_result(result)
-    return results
+
+def _reusable(course: Course, sub: Submission, key: str) -> GradeResult | None:
+    """The newest attempt with the same key; one whose grading infrastructure failed is tried again."""
+    for result in reversed(record.attempts(course, sub.student, sub.assignment)):
+        if result_key(result) == key and not RETRY_FLAGS & set(result.flags):
+            return result
+    return None
+
+
+def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool):
+    """Split submissions into those to grade and earlier results to keep (resume)."""
+    todo, kept = [], []
+    for sub in subs:
+        key = result_key(file_sha256(sub.path), rubric.version, profile)
+        previous = None if force else _reusable(course, sub, key)
+        (kept.append(previous) if previous else todo.append(sub))
+    return todo, kept
 
 
 def grade_assignment(course: Course, assignment: str, profile: str | None = None, student: str | None = None,
-                     sandboxed: bool = True, workers: int | None = None,
-                     log: Callable[[str], None] = print) -> BatchOutcome:
+                     sandboxed: bool = True, workers: int | None = None, scheduler: str | None = None,
+                     force: bool = False, log: Callable[[str], None] = print, console=None) -> BatchOutcome:
+    """Grade what is not graded yet (everything with force), record, and report.
+
+    `console`: a rich Console for the live progress display (the CLI); None prints plain lines."""
+    from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client
+
     start = time.perf_counter()
     course.check_assignment(assignment)
     profile = profile or course.default_profile
     rubric = load_rubric(course.rubric_dir / f"{assignment}.yaml", assignment)
     subs = discover(course, assignment, student)
     if not subs:
-        raise FileNotFoundError(f"no submissions under {course.submitted_dir}/<student>/{assignment}/")
-    workers = workers or max(1, min(len(subs), os.cpu_count() or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+        who = f"student {student!r}" if student else "any student"
+        raise FileNotFoundError(f"no submission of {assignment} by {who} under {course.submitted_dir}/<student>/{assignment}/")
+    todo, kept = plan(course, rubric, subs, profile, force)
+    if kept:
+        log(f"{len(kept)} submission(s) already graded with this rubric version and profile: kept "
+            "(use --force to regrade)")
+    scheduler = scheduler or course.scheduler_address
+    workers = workers or default_workers(len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else None
     settings = execution_settings(course, rubric, profile, sandboxed, threads)
     record.ensure_assignment_in_gradebook(course, assignment)
     course_secret(course.cache_dir)  # created by the client, before workers race for it
-    ref = reference_seconds(course, rubric, profile, settings, log=log)
-    tasks = [make_task(course, rubric, s, profile, settings, ref) for s in subs]
-    log(f"grading {len(tasks)} submission(s) of {assignment} with {workers} worker(s), "
-        f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
+    results: list[GradeResult] = []
+    if todo:
+        ref = reference_seconds(course, rubric, profile, settings, log=log)
+        tasks = [make_task(course, rubric, s, profile, settings, ref) for s in todo]
+        where = f"the cluster at {scheduler}" if scheduler else f"{workers} local worker(s)"
+        log(f"grading {len(tasks)} submission(s) of {assignment} on {where}, "
+            f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
+        display = BatchProgress(len(tasks), console) if console is not None else None
 
-    def done(result: GradeResult) -> None:
-        record.write_attempt(result)
-        log(f"  {result.student:<16} {result.status:<8} {result.score:5.1f}/{result.max_score:g}  {result.message[:70]}")
+        def done(result: GradeResult) -> None:
+            record.write_attempt(result)  # at once: a killed run keeps every finished grade
+            if display:
+                display.update(result)
+            else:
+                log(f"  {result.student:<22} {result.status:<8} {result.score:5.1f}/{result.max_score:g}  {result.message[:70]}")
 
-    results = _dispatch(tasks, workers, done)
-    return finish(course, rubric, results, profile, start)
+        try:
+            with grading_client(workers, scheduler) as client, (display or nullcontext()):
+                results = dispatch(client, tasks, done)
+        except InterruptedBatch as stop:
+            log(f"interrupted: {len(stop.finished)} finished result(s) are kept; run again to grade the rest")
+            results = stop.finished
+    return finish(course, rubric, results + kept, profile, start)
 
 
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:

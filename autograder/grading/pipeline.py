@@ -3,7 +3,7 @@ every submission yields a GradeResult with a status. Runs on a Dask worker or in
 
 from __future__ import annotations
 
-import hashlib
+import shutil
 import platform
 import time
 import traceback
@@ -16,7 +16,7 @@ import nbformat
 from ..rubric import Rubric
 from .execute import Execution, ExecutionSettings, cell_duration, cell_errors, execute
 from .evaluate import evaluate
-from .results import GradeResult, PartResult, Submission
+from .results import GRADER_ERROR, GradeResult, PartResult, Submission, file_sha256
 from .sanitize import InvalidSubmission, read_submission, sanitize
 from .score import VALUE_TOLERANCE, ScoringInput, score_all
 
@@ -42,13 +42,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _sha256(path: Path) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return ""
-
-
 def versions() -> dict:
     import nbgrader
     import papermill
@@ -59,7 +52,7 @@ def versions() -> dict:
             "nbgrader": nbgrader.__version__, "papermill": papermill.__version__}
 
 
-def _zero_parts(rubric: Rubric, why: str) -> list[PartResult]:
+def zero_parts(rubric: Rubric, why: str) -> list[PartResult]:
     return [PartResult(p.id, p.kind, p.title, 0.0, p.points, f"0 points: {why}") for p in rubric.parts]
 
 
@@ -96,14 +89,17 @@ def grade_one(task: GradingTask) -> GradeResult:
     sub = task.submission
     result = GradeResult(student=sub.student, assignment=sub.assignment, status="crashed", message="",
                          profile=task.profile, attempt=task.attempt, output_dir=str(task.attempt_dir),
-                         submission_sha256=_sha256(sub.path), rubric_version=task.rubric.version,
+                         submission_sha256=file_sha256(sub.path), rubric_version=task.rubric.version,
                          started_at=_now(), runner=platform.node(), versions=versions())
+    if task.attempt_dir.exists():  # a task retried after its worker died starts clean
+        shutil.rmtree(task.attempt_dir, ignore_errors=True)
     task.attempt_dir.mkdir(parents=True, exist_ok=True)
     try:
         _grade_into(task, result)
     except Exception as exc:  # a grader bug must still yield a record, and say so
         result.status, result.message = "crashed", f"internal grading error: {type(exc).__name__}: {exc}"
-        result.parts = _zero_parts(task.rubric, "grading failed") if not result.parts else result.parts
+        result.flags.append(GRADER_ERROR)
+        result.parts = zero_parts(task.rubric, "grading failed") if not result.parts else result.parts
         (task.attempt_dir / "grader-error.txt").write_text(traceback.format_exc())
     result.finished_at = _now()
     return result
@@ -116,7 +112,7 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
         clean = sanitize(read_submission(sub.path), source_nb, sub.assignment)
     except InvalidSubmission as exc:
         result.status, result.message = "invalid", str(exc)
-        result.parts = _zero_parts(rubric, "the submission could not be read")
+        result.parts = zero_parts(rubric, "the submission could not be read")
         return
     result.restored_cells = clean.restored + [f"{g} (was missing)" for g in clean.added]
     workdir, artifacts = task.attempt_dir / "work", task.attempt_dir / "work" / "artifacts"

@@ -70,6 +70,7 @@ def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult])
 
 def write_attempt(result: GradeResult) -> Path:
     path = Path(result.output_dir) / RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.to_dict(), indent=1, default=str))
     return path
 
@@ -97,11 +98,18 @@ def write_csv(path: Path, rubric: Rubric, results: list[GradeResult]) -> Path:
     return path
 
 
+def attempts(course: Course, student: str, assignment: str) -> list[GradeResult]:
+    """Every recorded attempt of one student, oldest first (unreadable ones skipped)."""
+    found = []
+    for path in sorted((course.autograded_dir / student / assignment / "attempts").glob(f"*/{RESULT_FILE}")):
+        try:
+            found.append(GradeResult.from_dict(json.loads(path.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return found
+
+
 def latest_results(course: Course, assignment: str) -> list[GradeResult]:
     """The newest attempt of every student, read back from the attempt folders."""
-    results = []
-    for student_dir in sorted(course.autograded_dir.glob("*")):
-        attempts = sorted((student_dir / assignment / "attempts").glob(f"*/{RESULT_FILE}"))
-        if attempts:
-            results.append(GradeResult.from_dict(json.loads(attempts[-1].read_text())))
-    return results
+    latest = [attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))]
+    return [a[-1] for a in latest if a]

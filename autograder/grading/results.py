@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STATUSES = ("graded", "failed", "timeout", "crashed", "invalid")
+# Flags that mean the grading infrastructure failed, not the notebook: such results are retried.
+WORKER_LOST, GRADER_ERROR = "worker_lost", "grader_error"
+RETRY_FLAGS = frozenset({WORKER_LOST, GRADER_ERROR})
+
 STATUS_HELP = {
     "graded": "the notebook ran to the end",
     "failed": "the notebook ran, but some of its cells raised errors",
@@ -78,3 +83,11 @@ class GradeResult:
         data = {k: v for k, v in data.items() if k not in ("score", "max_score")}
         data["parts"] = [PartResult(**p) for p in data.get("parts", [])]
         return cls(**data)
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a submitted file ("" when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""

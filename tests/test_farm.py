@@ -1,0 +1,141 @@
+"""The grading farm on a real Dask LocalCluster: two workers, a worker killed mid-task, a poison
+submission that kills its worker every time, resume after a hard kill, and equality with a
+one-worker run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import nbformat
+import pytest
+
+from autograder.build import build_assignment
+from autograder.demo import ASSIGNMENT, cohort, write_cohort
+from autograder.grading import record
+from autograder.grading.batch import execution_settings, grade_assignment, make_task
+from autograder.grading.dispatch import dispatch, grading_client
+from autograder.grading.results import Submission
+from autograder.grading.timing import machine_key, store_reference_seconds
+from autograder.release import release_assignment
+from autograder.rubric import load_rubric
+
+from .conftest import REPO, SANDBOXED
+
+FAST = ("erin_untouched", "bob_weaker", "grace_not_a_notebook", "carol_raises")
+
+
+def _work(course, path, students=FAST):
+    """A built, released course folder with a few quick submissions and a known reference time."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    tiny = replace(course.profile("tiny"), notebook_timeout_s=120, cell_timeout_s=90)
+    work = course.with_work(path, profiles={**course.profiles, "tiny": tiny})
+    build_assignment(work, ASSIGNMENT)
+    release_assignment(work, ASSIGNMENT)
+    source = nbformat.read(work.source_notebook(ASSIGNMENT), as_version=4)
+    release = nbformat.read(work.release_notebook(ASSIGNMENT), as_version=4)
+    everyone = cohort(source, release)
+    write_cohort(work, {s: everyone[s] for s in students})
+    store_reference_seconds(work.cache_dir, ASSIGNMENT, "tiny", machine_key(), 5.0)
+    return work
+
+
+def _comparable(results):
+    """status and points per part, timing left out (durations differ from run to run)."""
+    return {r.student: (r.status, {p.id: p.points for p in r.parts if p.kind != "timing"}) for r in results}
+
+
+@pytest.fixture(scope="module")
+def two_workers(course, tmp_path_factory):
+    """Two workers grade the fast cohort plus a poison copy; the worker holding `bob_weaker` is
+    killed once, the worker holding the poison every time."""
+    work = _work(course, tmp_path_factory.mktemp("farm") / "w", FAST)
+    poison = work.submitted_dir / "poison" / ASSIGNMENT
+    poison.mkdir(parents=True)
+    (poison / f"{ASSIGNMENT}.ipynb").write_bytes(
+        (work.submitted_dir / "erin_untouched" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
+    rubric = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
+    settings = execution_settings(work, rubric, "tiny", SANDBOXED, threads=1)
+    subs = [Submission(s, ASSIGNMENT, work.submitted_dir / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+            for s in (*FAST, "poison")]
+    tasks = [make_task(work, rubric, s, "tiny", settings, 5.0) for s in subs]
+    kills = {"bob_weaker": 0, "poison": 0}
+    stop = threading.Event()
+
+    def killer(client):
+        while not stop.is_set():
+            try:
+                pids = client.run(os.getpid)
+                for address, keys in client.processing().items():
+                    for key in keys:
+                        student = next((s for s in kills if f"-{s}-" in str(key)), None)
+                        if student and (student == "poison" or kills[student] == 0) and address in pids:
+                            time.sleep(1.0)  # let it start its notebook
+                            os.kill(pids[address], signal.SIGKILL)
+                            kills[student] += 1
+                            time.sleep(1.0)
+            except Exception:
+                pass
+            time.sleep(0.3)
+
+    with grading_client(2) as client:
+        watcher = threading.Thread(target=killer, args=(client,), daemon=True)
+        watcher.start()
+        try:
+            results = dispatch(client, tasks, record.write_attempt)
+        finally:
+            stop.set()
+            watcher.join(5)
+    return work, {r.student: r for r in results}, kills
+
+
+def test_two_workers_survive_a_killed_worker_and_a_poison_submission(two_workers):
+    _, by, kills = two_workers
+    assert kills["bob_weaker"] == 1 and kills["poison"] >= 3
+    assert by["poison"].status == "crashed" and "died" in by["poison"].message
+    assert by["bob_weaker"].status == "graded" and by["bob_weaker"].score > 0
+    assert {s: by[s].status for s in FAST} == {
+        "erin_untouched": "failed", "bob_weaker": "graded", "grace_not_a_notebook": "invalid", "carol_raises": "failed"}
+    assert len({r.runner for r in by.values() if r.status != "invalid"}) >= 1
+
+
+def test_one_worker_gives_the_same_results(course, two_workers, tmp_path):
+    _, by, _ = two_workers
+    work = _work(course, tmp_path / "w")
+    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=1, log=lambda m: None)
+    assert _comparable(outcome.results) == _comparable([by[s] for s in FAST])
+
+
+def test_a_killed_run_resumes_and_force_regrades(course, tmp_path):
+    work = _work(course, tmp_path / "w")
+    cmd = [sys.executable, "-m", "autograder.cli", "--course", str(REPO), "--workdir", str(work.workdir),
+           "grade", ASSIGNMENT, "--workers", "1"] + ([] if SANDBOXED else ["--unsandboxed"])
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(work.autograded_dir.glob("*/*/attempts/*/result.json")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # hard kill half way
+    proc.wait()
+    finished = {p.parts[-5] for p in work.autograded_dir.glob("*/*/attempts/*/result.json")}
+    assert finished and len(finished) < len(FAST)
+    stamps = {p: p.stat().st_mtime for p in work.autograded_dir.glob("*/*/attempts/*/result.json")}
+
+    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=2, log=lambda m: None)
+    assert {r.student for r in outcome.results} == set(FAST)
+    for path, mtime in stamps.items():  # finished grades were kept, not executed again
+        assert path.stat().st_mtime == mtime
+    for student in finished:
+        assert len(record.attempts(work, student, ASSIGNMENT)) == 1
+    assert all(json.loads(p.read_text())["status"] for p in work.autograded_dir.glob("*/*/attempts/*/result.json"))
+
+    again = grade_assignment(work, ASSIGNMENT, "tiny", student="grace_not_a_notebook", sandboxed=SANDBOXED,
+                             force=True, log=lambda m: None)
+    grace = record.attempts(work, "grace_not_a_notebook", ASSIGNMENT)
+    assert len(grace) >= 2 and again.results[0].attempt == grace[-1].attempt  # a new attempt; the old one stays
