@@ -128,6 +128,27 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .grading.record import latest_results, write_csv
+    from .intake.roster import Roster
+    from .reports.exports import canvas_csv
+    from .rubric import load_rubric
+
+    course = _course(args)
+    name = course.check_assignment(args.assignment)
+    rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
+    results = latest_results(course, name)
+    if not results:
+        raise FileNotFoundError(f"no graded attempts of {name} under {course.autograded_dir}; run `autograder grade {name}`")
+    if args.canvas:
+        roster = Roster.load(Path(args.roster)) if args.roster else None
+        path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric, results, roster, args.canvas_id)
+    else:
+        path = write_csv(course.workdir / "grades" / f"{name}.csv", rubric, results)
+    _log(f"wrote {path} ({len(results)} students)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .sandbox import bwrap_available
@@ -185,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--kind", default="auto", choices=["auto", "exchange", "folder", "zip"])
     co.add_argument("--roster")
     co.set_defaults(func=cmd_collect)
+
+    e = sub.add_parser("export", help="grades of the newest attempts as CSV (per part, or for Canvas)")
+    e.add_argument("assignment")
+    e.add_argument("--canvas", action="store_true", help="Canvas gradebook import format")
+    e.add_argument("--canvas-id", help="the Canvas assignment id, for the column name")
+    e.add_argument("--roster", help="CSV with student_id, lms_id, name (Canvas user ids and names)")
+    e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder")
     d.add_argument("--into", default="demo-work", help="the demo's fresh work folder (default: demo-work)")

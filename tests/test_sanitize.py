@@ -50,3 +50,10 @@ def test_another_assignment_is_invalid(source_nb):
     other = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
     with pytest.raises(InvalidSubmission, match="right assignment"):
         sanitize(other, source_nb, ASSIGNMENT)
+
+
+def test_an_unedited_release_reports_nothing_restored(source_nb, release_nb):
+    clean = sanitize(release_nb, source_nb, ASSIGNMENT)
+    assert clean.restored == [] and clean.added == []
+    # yet the hidden tests are back for grading
+    assert "BEGIN HIDDEN TESTS" in cell(clean.notebook, "test_lenet5_architecture").source

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import nbformat
 from nbgrader import utils
 from nbgrader.api import MissingEntry
-from nbgrader.preprocessors import OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
 
 from ..build.notebook import KERNELSPEC
 
@@ -105,6 +105,13 @@ def _add_missing(nb: nbformat.NotebookNode, source: _SourceCells) -> list[str]:
     return added
 
 
+def _released(cell) -> str:
+    """What students received for a source cell: nbgrader's own hidden-test removal."""
+    cell = copy.deepcopy(cell)
+    ClearHiddenTests()._remove_hidden_test_region(cell)
+    return cell.source.strip()
+
+
 def read_submission(path: Path) -> nbformat.NotebookNode:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -134,7 +141,10 @@ def sanitize(submission_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookN
     restore = _Restore(source_cells)
     nb, _ = restore.preprocess(nb, {"nbgrader": {"notebook": assignment, "assignment": assignment}})
     result = Sanitized(nb)
-    result.restored = sorted({name for name, attr in restore.changes if attr == "checksum"})
+    # Report only real edits: a released test cell lacks its hidden tests, which is no edit.
+    changed = {name for name, attr in restore.changes if attr == "checksum"}
+    originals = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in submission_nb.cells}
+    result.restored = sorted(g for g in changed if originals.get(g, "").strip() != _released(source_cells.nodes[g]))
     result.added = _add_missing(nb, source_cells)
     # The kernel is the grader's choice, not the student's (a wrong kernel name must not break grading).
     if nb.metadata.get("kernelspec", {}).get("name") != KERNELSPEC["name"]:

@@ -38,6 +38,8 @@ class Roster:
         self.students = students
         self._by_lms_id = by_lms_id
         self._by_name = by_name  # None marks a name shared by several students
+        self.lms_ids = {student: lms for lms, student in by_lms_id.items()}
+        self.names: dict[str, str] = {}
 
     @classmethod
     def load(cls, path: Path) -> Roster:
@@ -46,6 +48,7 @@ class Roster:
         by_lms_id: dict[str, str] = {}
         by_name: dict[str, str | None] = {}
         students: set[str] = set()
+        names: dict[str, str] = {}
         for line, row in enumerate(rows, start=2):
             row = {_column(k): (v or "").strip() for k, v in row.items() if k}
             student, lms_id, name = (row.get(k, "") for k in ("student_id", "lms_id", "name"))
@@ -57,7 +60,10 @@ class Roster:
             for key in name_keys(name):
                 by_name[key] = student if by_name.get(key, student) == student else None
             students.add(student)
-        return cls(path, students, by_lms_id, by_name)
+            names[student] = name
+        roster = cls(path, students, by_lms_id, by_name)
+        roster.names = names
+        return roster
 
     def resolve_lms(self, lms_id: str, name: str) -> str:
         """The student id for an LMS id, else for the LMS name; LookupError says why not."""

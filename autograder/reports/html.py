@@ -47,10 +47,36 @@ def _distribution_png(rubric: Rubric, results: list[GradeResult]) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _review(results: list[GradeResult]) -> list[tuple[str, list[str]]]:
+    """Who needs a human, and why."""
+    out = []
+    for r in results:
+        reasons = [f"{p.id}: {p.explanation}" for p in r.parts if p.needs_review] + list(r.flags)
+        if r.status in ("crashed", "invalid"):
+            reasons.insert(0, f"{r.status}: {r.message}")
+        if reasons:
+            out.append((r.student, reasons))
+    return out
+
+
+def _runners(results: list[GradeResult]) -> list[tuple]:
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    by: dict[str, list[GradeResult]] = {}
+    for r in results:
+        if r.timings.get("execute_s") is not None:
+            by.setdefault(r.runner or "?", []).append(r)
+    return [(name, len(rs), mean(r.timings.get("execute_s") for r in rs) or 0.0, mean(r.timings.get("train_s") for r in rs))
+            for name, rs in sorted(by.items())]
+
+
 def render_class_report(rubric: Rubric, results: list[GradeResult], profile: str, links: dict[str, str]) -> str:
     results = sorted(results, key=lambda r: r.student)
     counts = Counter(r.status for r in results)
     mean = sum(r.score for r in results) / len(results) if results else 0.0
     return render("class_report.html.j2", rubric=rubric, results=results, profile=profile, mean=mean,
-                  by_status={s: counts.get(s, 0) for s in STATUSES},
-                  figure=_distribution_png(rubric, results) if results else None, links=links)
+                  by_status={s: counts.get(s, 0) for s in STATUSES}, review=_review(results),
+                  runners=_runners(results), figure=_distribution_png(rubric, results) if results else None,
+                  links=links)
