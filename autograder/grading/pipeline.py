@@ -94,6 +94,7 @@ def grade_one(task: GradingTask) -> GradeResult:
     if task.attempt_dir.exists():  # a task retried after its worker died starts clean
         shutil.rmtree(task.attempt_dir, ignore_errors=True)
     task.attempt_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     try:
         _grade_into(task, result)
     except Exception as exc:  # a grader bug must still yield a record, and say so
@@ -102,6 +103,7 @@ def grade_one(task: GradingTask) -> GradeResult:
         result.parts = zero_parts(task.rubric, "grading failed") if not result.parts else result.parts
         (task.attempt_dir / "grader-error.txt").write_text(traceback.format_exc())
     result.finished_at = _now()
+    result.timings["total_s"] = round(time.perf_counter() - t0, 3)
     return result
 
 
@@ -129,6 +131,8 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
                                  task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
     result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
     train_s = cell_duration(executed, "train") if executed else None
+    result.timings["cells_s"] = round(sum(float(c.metadata.get("papermill", {}).get("duration") or 0)
+                                          for c in executed.cells), 3) if executed else None
     result.timings.update(train_s=train_s, reference_train_s=task.reference_train_s)
     result.flags += _discrepancies(result.evaluation)
     result.parts = score_all(rubric, ScoringInput(task.profile, executed, result.evaluation,
