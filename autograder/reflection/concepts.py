@@ -1,0 +1,283 @@
+"""Concept matching per sentence: which criterion (or misconception) does which sentence express?
+
+Two kinds of evidence are combined per (sentence, concept), the stronger one counting:
+- lexical: the share of a phrasing's content words found close together in the sentence,
+  after dropping the words that merely repeat the question (restating the question is not
+  evidence of a concept);
+- semantic: cosine similarity of the sentence or one of its clauses to the phrasings, on the
+  plain texts and with question words removed from both sides, damped for sentences that are
+  mostly question words.
+A match is *negated* when a negation cue directly precedes a matched word ("weights are not
+shared"); a negated match earns nothing and is kept to detect contradictions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from .embedding import EmbedFn, cosine, embed
+
+__all__ = [
+    "LEX_MIN",
+    "NEGATIONS",
+    "STOP_WORDS",
+    "ConceptMatch",
+    "clauses",
+    "concept_texts",
+    "content_stems",
+    "match_concepts",
+    "negation_parity",
+    "phrase_stems",
+    "question_stems",
+    "split_sentences",
+    "stem",
+    "strip_question",
+    "tokens",
+]
+
+# tokens() splits "doesn't" into "does n't" and "cannot" into "can not".
+NEGATIONS = frozenset("not no never n't neither nor none nothing nobody without hardly".split())
+# Stop words carry no concept; negations are kept out of content words but tracked separately.
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | NEGATIONS | {"also", "just", "like", "use", "used", "using"}
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|n't")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=[a-z0-9)])\s*[•·]\s*|^\s*[-*]\s+", re.M)
+
+_CLAUSE_SPLIT = re.compile(
+    r"[,:;()]|\b(?:and|but|so|because|while|whereas|which|since|instead of|rather than)\b", re.I
+)
+_DOUBLED = re.compile(r"([b-df-hj-kmnp-rtv-y])\1$")  # not ll/ss/zz, as Porter
+# Semantic similarity that counts as no evidence (LO) and as full evidence (HI) for MiniLM.
+SEM_LO, SEM_HI = 0.45, 0.80
+# How close before a matched word a negation cue must be to negate it.
+NEGATION_WINDOW = 3
+# Least share of a phrasing's words that counts as lexical evidence.
+LEX_MIN = 0.75
+
+
+@dataclass(frozen=True)
+class ConceptMatch:
+    """Best evidence for one concept in one answer."""
+
+    name: str
+    strength: float  # 0..1, from the best non-negated sentence
+    sentence: str  # that sentence ("" when nothing matched)
+    lexical: float
+    semantic: float
+    negated_sentence: str = ""  # a sentence asserting the concept's negation, if any
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an answer into sentences/clauses (., !, ?, ;, new lines and bullets end one)."""
+    parts = (p.strip(" \t-*•·") for p in _SENTENCE_END.split(text.strip()))
+    return [p for p in parts if re.search(r"[A-Za-z0-9]", p)]
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens; "doesn't" becomes ["does", "n't"] so the negation is visible."""
+    text = text.lower().replace("\u2019", "'")
+    text = re.sub(r"(\w)n't\b", r"\1 n't", text)
+    text = text.replace("cannot", "can not")
+    return _TOKEN.findall(text)
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper so 'shares', 'shared', 'sharing' and 'share' meet."""
+    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("ly", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + keep
+            if suffix in ("ing", "ed") and _DOUBLED.search(word):
+                word = word[:-1]  # 'flipping' -> 'flip'
+            break
+    else:
+        if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+            word = word[:-1]
+    for _ in range(2):  # 'evaporated' -> 'evaporat' -> 'evapor' == 'evaporation' -> 'evapor'
+        for suffix in ("ation", "ion", "ity", "ive", "iv", "al", "at", "er", "e"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                word = word[: -len(suffix)]
+                break
+        else:
+            break
+    if word.endswith("is") and len(word) > 5:
+        word = word[:-2] + "iz"  # British -ise/-isation spellings meet -ize/-ization
+    return word
+
+
+def content_stems(text: str, drop: Iterable[str] = ()) -> list[str]:
+    """Stems of the content words of text, in order, without those in drop."""
+    drop = set(drop)
+    out = []
+    for tok in tokens(text):
+        if tok in STOP_WORDS or len(tok) < 2:
+            continue
+        s = stem(tok)
+        if s not in drop:
+            out.append(s)
+    return out
+
+
+def question_stems(question: str) -> frozenset[str]:
+    """Content stems of the question: repeating them in an answer is not evidence."""
+    return frozenset(content_stems(question))
+
+
+def negation_parity(text: str) -> int:
+    """1 when the text has an odd number of negation cues, else 0."""
+    return sum(tok in NEGATIONS for tok in tokens(text)) % 2
+
+
+def _negated_positions(toks: Sequence[str]) -> set[int]:
+    """Indices of tokens that follow a negation cue within NEGATION_WINDOW tokens."""
+    out: set[int] = set()
+    for i, tok in enumerate(toks):
+        if tok in NEGATIONS:
+            out.update(range(i + 1, i + 1 + NEGATION_WINDOW))
+    return out
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    stems: tuple[str, ...]  # content stems, question words removed
+    stem_negated: tuple[bool, ...]  # per stem: preceded by a negation cue
+    novelty: float  # share of content stems that are not question words
+
+
+def _prepare_sentence(text: str, q_stems: frozenset[str]) -> _Sentence:
+    toks = tokens(text)
+    negated = _negated_positions(toks)
+    stems: list[str] = []
+    flags: list[bool] = []
+    total = 0
+    for i, tok in enumerate(toks):
+        if tok in STOP_WORDS or len(tok) < 2:
+            continue
+        total += 1
+        s = stem(tok)
+        if s in q_stems:
+            continue
+        stems.append(s)
+        flags.append(i in negated)
+    novelty = len(stems) / total if total else 0.0
+    return _Sentence(text, tuple(stems), tuple(flags), novelty)
+
+
+def _lexical(sentence: _Sentence, phrase_stems: list[set[str]]) -> tuple[float, bool]:
+    """Best phrasing coverage in the sentence, and whether the covering words are negated.
+
+    The phrasing's words must occur close together (a window a little longer than the
+    phrasing), and a coverage below LEX_MIN counts as nothing: scattered generic words
+    ('layer', 'weight') are not a concept.
+    """
+    best, negated = 0.0, False
+    seq = sentence.stems
+    for wanted in phrase_stems:
+        if not wanted:
+            continue
+        width = len(wanted) + 3
+        for start in range(max(1, len(seq) - width + 1)):
+            window = range(start, min(len(seq), start + width))
+            hits = {seq[i]: sentence.stem_negated[i] for i in window if seq[i] in wanted}
+            cover = len(hits) / len(wanted)
+            if cover >= LEX_MIN and cover > best:
+                best, negated = cover, any(hits.values())
+    return best, negated
+
+
+def phrase_stems(phrasing: str, q_stems: frozenset[str]) -> set[str]:
+    """Content stems of a phrasing that are evidence: those not in the question.
+
+    A phrasing that is mostly question words ('augment the validation set' for a question
+    about augmentation) has no lexical evidence left and is matched semantically only.
+    """
+    full = set(content_stems(phrasing))
+    kept = full - q_stems
+    return kept if len(kept) * 2 >= len(full) else set()
+
+
+def _semantic_term(sim: float, novelty: float) -> float:
+    # A sentence made mostly of question words is similar to everything the question is about.
+    term = float(np.clip((sim - SEM_LO) / (SEM_HI - SEM_LO), 0.0, 1.0))
+    return term * min(1.0, novelty / 0.25)
+
+
+def strip_question(text: str, q_stems: frozenset[str]) -> str:
+    """The text without the words that repeat the question; the text itself if nothing is left."""
+    kept = " ".join(t for t in tokens(text) if stem(t) not in q_stems)
+    return kept or text
+
+
+def clauses(sentence: str) -> list[str]:
+    """The sentence and its clauses: a concept often sits in one clause of a long sentence."""
+    parts = [p.strip() for p in _CLAUSE_SPLIT.split(sentence)]
+    parts = [p for p in parts if p and len(tokens(p)) >= 3 and p != sentence]
+    return [sentence, *parts]
+
+
+def concept_texts(
+    sentences: Sequence[str], concepts: Sequence[tuple[str, Sequence[str]]], question: str
+) -> list[str]:
+    """Every text match_concepts() embeds (for batching many answers)."""
+    q_stems = question_stems(question)
+    units = [u for s in sentences for u in clauses(s)]
+    phrasings = [p for _, ps in concepts for p in ps]
+    texts = units + phrasings
+    return texts + [strip_question(t, q_stems) for t in texts]
+
+
+def match_concepts(
+    sentences: Sequence[str],
+    concepts: Sequence[tuple[str, Sequence[str]]],
+    question: str,
+    embed_fn: EmbedFn = embed,
+    strict: bool = False,
+) -> list[ConceptMatch]:
+    """For each (name, phrasings) concept, the best evidence over the answer's sentences.
+
+    Semantic similarity is taken both on the plain texts and with question words removed
+    from both sides; their mean by default, their minimum when strict (for misconceptions,
+    where a false match costs the student points).
+    """
+    q_stems = question_stems(question)
+    prepared = [_prepare_sentence(s, q_stems) for s in sentences]
+    units = [clauses(s) for s in sentences]
+    owner = np.array([i for i, us in enumerate(units) for _ in us], dtype=int)
+    flat = [u for us in units for u in us]
+    unit_vecs = embed_fn(flat)
+    unit_stripped = embed_fn([strip_question(u, q_stems) for u in flat])
+    results = []
+    for name, phrasings in concepts:
+        wanted = [phrase_stems(p, q_stems) for p in phrasings]
+        plain = cosine(unit_vecs, embed_fn(list(phrasings))).max(axis=1)
+        stripped = cosine(
+            unit_stripped, embed_fn([strip_question(p, q_stems) for p in phrasings])
+        ).max(axis=1)
+        sims = np.minimum(plain, stripped) if strict else 0.5 * (plain + stripped)
+        per_sentence = [float(sims[owner == i].max()) for i in range(len(sentences))]
+        results.append(_best_match(name, prepared, wanted, per_sentence))
+    return results
+
+
+def _best_match(
+    name: str, prepared: list[_Sentence], phrase_stems: list[set[str]], sims: Sequence[float]
+) -> ConceptMatch:
+    best = ConceptMatch(name, 0.0, "", 0.0, 0.0)
+    negated_sentence = ""
+    for sent, semantic in zip(prepared, sims):
+        lexical, lex_negated = _lexical(sent, phrase_stems)
+        strength = max(lexical, _semantic_term(semantic, sent.novelty))
+        if lex_negated and lexical >= LEX_MIN:
+            if not negated_sentence:
+                negated_sentence = sent.text
+            continue
+        if strength > best.strength:
+            best = ConceptMatch(name, strength, sent.text, lexical, semantic)
+    return ConceptMatch(
+        best.name, best.strength, best.sentence, best.lexical, best.semantic, negated_sentence
+    )

@@ -1,0 +1,432 @@
+"""Suggested scores for written answers, with reasons, a confidence and gaming flags.
+
+analyze() turns an answer into evidence: which criterion/misconception which sentence
+expresses, similarities to the reference answers, word overlap, length and gaming flags.
+raw_score() combines the evidence into 0..1; a Calibration maps that to a share of the points.
+Flags cap the points and always ask for a human; so does low confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import gaming
+from .calibration import EXEMPLAR_COSINE_MIN, Calibration, exemplar_features
+from .concepts import (
+    LEX_MIN,
+    ConceptMatch,
+    STOP_WORDS,
+    concept_texts,
+    content_stems,
+    match_concepts,
+    negation_parity,
+    question_stems,
+    split_sentences,
+    stem,
+    strip_question,
+    tokens,
+)
+from .embedding import EMBEDDING_DIM, EmbedFn, cosine, embed
+from .spec import ReflectionSpec
+
+__all__ = [
+    "FEATURE_NAMES",
+    "Analysis",
+    "Suggestion",
+    "analysis_texts",
+    "analyze",
+    "credit",
+    "embedder_for",
+    "raw_score",
+    "raw_score_of",
+    "suggest",
+    "suggest_many",
+    "table_embedder",
+]
+
+# Concept strength -> credit: below LO nothing, above HI full credit.
+CREDIT_LO, CREDIT_HI = 0.4, 0.75
+# Default mix of the raw score: rubric criteria dominate, the reference answer adds a little.
+CRITERIA_WEIGHT, REFERENCE_WEIGHT = 0.8, 0.2
+# Reference similarity (mean of plain and question-stripped cosine) mapped to 0..1.
+REF_SIM_LO, REF_SIM_HI = 0.3, 0.75
+# Below this confidence a human should look.
+REVIEW_BELOW = 0.6
+
+
+@dataclass
+class Suggestion:
+    points: float
+    max_points: float
+    confidence: float  # 0..1
+    needs_review: bool
+    reasons: list[str]  # human-readable: criteria met (by which sentence), missing, flags
+    flags: list[str]  # gaming/copy flags: question_pasted, keyword_list, padding, ...
+    criteria_met: dict[str, str]  # criterion name -> the sentence that met it
+
+
+@dataclass
+class Analysis:
+    """Everything the scorer found in one answer (before any calibration)."""
+
+    answer: str
+    sentences: list[str]
+    scored_sentences: list[str]  # without sentences restating the question (unless all do)
+    criteria: list[ConceptMatch]
+    misconceptions: list[ConceptMatch]
+    features: dict[str, float]
+    flags: list[str] = field(default_factory=list)
+
+
+def credit(strength: float) -> float:
+    """Share of a criterion's points earned for a match of this strength."""
+    return float(np.clip((strength - CREDIT_LO) / (CREDIT_HI - CREDIT_LO), 0.0, 1.0))
+
+
+def strip_question_words(text: str, question: str) -> str:
+    """The text without the words that repeat the question (for question-free similarity)."""
+    return strip_question(text, question_stems(question))
+
+
+def _content_words(text: str, q_stems: frozenset[str]) -> list[str]:
+    words = (t for t in tokens(text) if t not in STOP_WORDS and len(t) > 1)
+    return sorted({t for t in words if stem(t) not in q_stems})
+
+
+def analysis_texts(answer: str, spec: ReflectionSpec) -> list[str]:
+    """Every text analyze() embeds, so a caller can embed many answers in a few big batches."""
+    q_stems = question_stems(spec.question)
+    sentences = split_sentences(answer)
+    joined = " ".join(sentences)  # the scored text when no sentence restates the question
+    texts = [spec.question, answer, joined, strip_question_words(joined, spec.question), *sentences]
+    for ref in spec.reference_answers:
+        texts += [ref, strip_question_words(ref, spec.question), *_content_words(ref, q_stems)]
+    texts += _content_words(answer, q_stems)
+    concepts = [(c.name, c.phrasings) for c in (*spec.criteria, *spec.misconceptions)]
+    texts += concept_texts(sentences, concepts, spec.question)
+    return [t for t in dict.fromkeys(texts) if t]
+
+
+def table_embedder(texts: Sequence[str], embed_fn: EmbedFn = embed) -> EmbedFn:
+    """Embed texts in one batch now and serve later requests from that table.
+
+    Texts not in the table are embedded on demand (and kept). Lives as long as the returned
+    function: one answer's or one batch's worth, never process-wide.
+    """
+    unique = list(dict.fromkeys(t for t in texts if t))
+    table = dict(zip(unique, embed_fn(unique))) if unique else {}
+
+    def lookup(batch: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(batch) if t not in table]
+        if missing:
+            table.update(zip(missing, embed_fn(missing)))
+        if not batch:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        return np.stack([table[t] for t in batch])
+
+    return lookup
+
+
+def embedder_for(
+    answers: Iterable[str], spec: ReflectionSpec, calibration: Calibration | None = None,
+    embed_fn: EmbedFn = embed,
+) -> EmbedFn:
+    """A table embedder holding every text that scoring these answers will need."""
+    texts = [t for a in answers for t in analysis_texts(a or "", spec)]
+    if calibration is not None:
+        texts += [text for text, _ in calibration.exemplars]
+    return table_embedder(texts, embed_fn)
+
+
+def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Analysis:
+    """Evidence, features and gaming flags for one answer."""
+    answer = answer or ""
+    sentences = split_sentences(answer)
+    if gaming.is_empty(answer) or not sentences:
+        return Analysis(answer, sentences, [], [], [], _empty_features(), ["empty"])
+    vec = table_embedder(analysis_texts(answer, spec), embed_fn)
+    sentence_vecs = vec(sentences)
+    restating = gaming.question_sentences(
+        sentences, spec.question, cosine(sentence_vecs, vec([spec.question]))[:, 0]
+    )
+    # Restating the question before answering earns nothing but costs nothing; an answer
+    # that only restates it is scored as it is (question words earn little) and flagged.
+    scored = [s for i, s in enumerate(sentences) if i not in restating] or sentences
+    flags = _flags(answer, sentences, restating, spec, vec)
+    criteria = match_concepts(
+        scored, [(c.name, c.phrasings) for c in spec.criteria], spec.question, vec
+    )
+    misconceptions = match_concepts(
+        scored, [(m.name, m.phrasings) for m in spec.misconceptions], spec.question, vec, strict=True
+    )
+    # A concept both asserted and negated ("weights are shared" ... "weights are not shared").
+    conflicts = [
+        m.name for m in (*criteria, *misconceptions) if m.negated_sentence and credit(m.strength) >= 0.5
+    ]
+    if gaming.has_contradiction(sentences, cosine(sentence_vecs, sentence_vecs), conflicts):
+        flags.append("contradiction")
+    features = _features(" ".join(scored), spec, criteria, misconceptions, vec)
+    return Analysis(answer, sentences, scored, criteria, misconceptions, features, flags)
+
+
+def _flags(answer, sentences, restating, spec, vec) -> list[str]:
+    flags = []
+    if gaming.is_question_pasted(answer, spec.question, sentences, restating):
+        flags.append("question_pasted")
+    if gaming.is_keyword_list(answer):
+        flags.append("keyword_list")
+    if gaming.is_padding(sentences, spec.expected_words):
+        flags.append("padding")
+    cos_refs = cosine(vec([answer]), vec(list(spec.reference_answers)))[0]
+    if gaming.is_reference_copy(answer, spec.reference_answers, cos_refs):
+        flags.append("reference_copy")
+    return flags
+
+
+FEATURE_NAMES = (
+    "criteria",
+    "penalty",
+    "ref_cos",
+    "ref_cos_stripped",
+    "ref_cos_answer_stripped",
+    "question_cos",
+    "ref_recall",
+    "ref_precision",
+    "soft_recall",
+    "soft_precision",
+    "log_words",
+    "negation_mismatch",
+)
+
+
+def _empty_features() -> dict[str, float]:
+    return dict.fromkeys(FEATURE_NAMES, 0.0)
+
+
+def _features(
+    text: str,
+    spec: ReflectionSpec,
+    criteria: list[ConceptMatch],
+    misconceptions: list[ConceptMatch],
+    vec: EmbedFn,
+) -> dict[str, float]:
+    q_stems = question_stems(spec.question)
+    refs = list(spec.reference_answers)
+    stripped = strip_question_words(text, spec.question)
+    stripped_refs = [strip_question_words(r, spec.question) for r in refs]
+    answer_vec, stripped_vec = vec([text]), vec([stripped or text])
+    ref_vecs, stripped_ref_vecs = vec(refs), vec([s or r for s, r in zip(stripped_refs, refs)])
+    f = {
+        "criteria": _criteria_share(criteria, spec),
+        "penalty": sum(m.penalty * credit(x.strength) for m, x in zip(spec.misconceptions, misconceptions))
+        / spec.points,
+        "ref_cos": float(cosine(answer_vec, ref_vecs).max()),
+        "ref_cos_stripped": float(cosine(stripped_vec, stripped_ref_vecs).max()),
+        "ref_cos_answer_stripped": float(cosine(stripped_vec, ref_vecs).max()),
+        "question_cos": float(cosine(answer_vec, vec([spec.question]))[0, 0]),
+        "log_words": math.log1p(len(tokens(text))),
+        "negation_mismatch": float(min(negation_parity(text) != negation_parity(r) for r in refs)),
+    }
+    f.update(_overlap(text, refs, q_stems, vec))
+    return f
+
+
+def _criteria_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+    total = sum(c.points for c in spec.criteria)
+    return sum(c.points * credit(m.strength) for c, m in zip(spec.criteria, criteria)) / total
+
+
+def _overlap(text: str, refs: list[str], q_stems: frozenset[str], vec: EmbedFn) -> dict[str, float]:
+    """Word overlap with the best-matching reference: exact (stems) and soft (word vectors)."""
+    answer_stems = set(content_stems(text, q_stems))
+    answer_words = _content_words(text, q_stems)
+    best = dict(ref_recall=0.0, ref_precision=0.0, soft_recall=0.0, soft_precision=0.0)
+    for ref in refs:
+        ref_stems = set(content_stems(ref, q_stems))
+        ref_words = _content_words(ref, q_stems)
+        common = len(ref_stems & answer_stems)
+        cand = {
+            "ref_recall": common / len(ref_stems) if ref_stems else 0.0,
+            "ref_precision": common / len(answer_stems) if answer_stems else 0.0,
+            "soft_recall": 0.0,
+            "soft_precision": 0.0,
+        }
+        if ref_words and answer_words:
+            sims = cosine(vec(ref_words), vec(answer_words))
+            cand["soft_recall"] = float(sims.max(axis=1).mean())
+            cand["soft_precision"] = float(sims.max(axis=0).mean())
+        if cand["ref_recall"] + cand["soft_recall"] >= best["ref_recall"] + best["soft_recall"]:
+            best = cand
+    return best
+
+
+def reference_term(features: dict[str, float]) -> float:
+    """Similarity to the reference answers as 0..1."""
+    sim = 0.5 * (features["ref_cos"] + features["ref_cos_stripped"])
+    return float(np.clip((sim - REF_SIM_LO) / (REF_SIM_HI - REF_SIM_LO), 0.0, 1.0))
+
+
+def raw_score(features: dict[str, float]) -> float:
+    """Default evidence combination, 0..1 (before calibration and flag caps)."""
+    score = CRITERIA_WEIGHT * features["criteria"] + REFERENCE_WEIGHT * reference_term(features)
+    return float(np.clip(score - features["penalty"], 0.0, 1.0))
+
+
+def raw_score_of(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> float:
+    return raw_score(analyze(answer, spec, embed_fn).features)
+
+
+def suggest(
+    answer: str,
+    spec: ReflectionSpec,
+    calibration: Calibration | None = None,
+    embed_fn: EmbedFn = embed,
+) -> Suggestion:
+    """A suggested score for one answer, with reasons, confidence and flags."""
+    if calibration is not None and calibration.spec_id and calibration.spec_id != spec.id:
+        raise ValueError(
+            f"calibration was fitted for {calibration.spec_id!r}, not for {spec.id!r}"
+        )
+    vec = embedder_for([answer], spec, calibration, embed_fn)
+    analysis = analyze(answer, spec, vec)
+    calibration = calibration or Calibration()
+    raw = raw_score(analysis.features)
+    share = calibration.apply(raw)
+    share, exemplar_note = _exemplar_pull(analysis, calibration, share, vec, spec)
+    confidence = _confidence(analysis, spec, calibration)
+    share, flag_reasons = _apply_flags(analysis.flags, share)
+    # Flags first: they matter most and callers may show only the first few reasons.
+    reasons = [
+        *flag_reasons,
+        *_criteria_reasons(analysis, spec),
+        *exemplar_note,
+        *_context_reasons(analysis, spec, calibration, raw),
+    ]
+    points = round(spec.points * share * 4) / 4  # quarter points: a suggestion, not a verdict
+    return Suggestion(
+        points=points,
+        max_points=spec.points,
+        confidence=round(confidence, 3),
+        needs_review=bool(analysis.flags) or confidence < REVIEW_BELOW,
+        reasons=reasons,
+        flags=list(analysis.flags),
+        criteria_met={
+            m.name: m.sentence for m in analysis.criteria if credit(m.strength) >= 0.5
+        },
+    )
+
+
+def suggest_many(
+    answers: dict[str, str],
+    spec: ReflectionSpec,
+    calibration: Calibration | None = None,
+    embed_fn: EmbedFn = embed,
+) -> dict[str, Suggestion]:
+    """suggest() for many students' answers to one item, embedding everything in one batch."""
+    vec = embedder_for(answers.values(), spec, calibration, embed_fn)
+    return {sid: suggest(a, spec, calibration, vec) for sid, a in answers.items()}
+
+
+def _apply_flags(flags: list[str], share: float) -> tuple[float, list[str]]:
+    reasons = []
+    for flag in flags:
+        cap = gaming.FLAG_CAPS.get(flag, 1.0)
+        reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; points capped at {cap:.0%}")
+        share = min(share, cap)
+    return share, reasons
+
+
+_FLAG_TEXT = {
+    "empty": "no answer was given",
+    "question_pasted": "most of the answer repeats the question",
+    "keyword_list": "a list of terms, not an explanation",
+    "padding": "far longer than asked for, or sentences repeated",
+    "reference_copy": "reproduces the reference answer",
+    "contradiction": "asserts something and also its opposite, or takes it back",
+}
+
+
+def _criteria_reasons(analysis: Analysis, spec: ReflectionSpec) -> list[str]:
+    reasons = []
+    for c, m in zip(spec.criteria, analysis.criteria):
+        got = credit(m.strength)
+        how = "wording" if m.lexical >= LEX_MIN else f"meaning, similarity {m.semantic:.2f}"
+        if got >= 0.999:
+            reasons.append(f"met {c.name} ({c.points:g}/{c.points:g}) by {how}: \"{m.sentence}\"")
+        elif got > 0:
+            reasons.append(
+                f"partly met {c.name} ({got * c.points:.2f}/{c.points:g}) by {how}: \"{m.sentence}\""
+            )
+        else:
+            reasons.append(f"missing {c.name} (0/{c.points:g})")
+        if m.negated_sentence:
+            reasons.append(f"{c.name} is negated in: \"{m.negated_sentence}\"")
+    for c, m in zip(spec.misconceptions, analysis.misconceptions):
+        if credit(m.strength) > 0:
+            reasons.append(
+                f"misconception {c.name} (-{c.penalty * credit(m.strength):.2f}): \"{m.sentence}\""
+            )
+    return reasons
+
+
+def _context_reasons(analysis: Analysis, spec: ReflectionSpec, cal: Calibration, raw: float) -> list[str]:
+    if "empty" in analysis.flags:
+        return []
+    f = analysis.features
+    n_words = len(tokens(analysis.answer))
+    lo, hi = spec.expected_words
+    reasons = [f"similarity to the reference answer {f['ref_cos']:.2f}; raw score {raw:.2f}"]
+    if n_words < lo:
+        reasons.append(f"{n_words} words, shorter than the expected {lo}-{hi}")
+    if cal.n_graded:
+        reasons.append(f"calibrated on {cal.n_graded} hand-graded answers")
+    return reasons
+
+
+def _exemplar_pull(
+    analysis: Analysis, cal: Calibration, share: float, embed_fn: EmbedFn, spec: ReflectionSpec
+) -> tuple[float, list[str]]:
+    """Pull an answer that is almost a hand-graded one halfway toward that grade."""
+    if not cal.exemplars or "empty" in analysis.flags:
+        return share, []
+    texts = [text for text, _ in cal.exemplars]
+    vecs = embed_fn([analysis.answer, *texts])
+    ex = exemplar_features(vecs[0], vecs[1:], [s for _, s in cal.exemplars])
+    if ex["nearest_sim"] < EXEMPLAR_COSINE_MIN:
+        return share, []
+    pulled = 0.5 * (share + ex["nearest_share"])
+    note = (
+        f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
+        f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
+    )
+    return pulled, [note]
+
+
+def _confidence(analysis: Analysis, spec: ReflectionSpec, cal: Calibration) -> float:
+    """How sure the suggestion is: low when criteria are half-met, met only by meaning,
+    when criteria and the reference disagree, or when the calibration fits poorly."""
+    if "empty" in analysis.flags:
+        return 1.0
+    if not analysis.criteria:
+        return 0.0
+    total = sum(c.points for c in spec.criteria)
+    credits = [credit(m.strength) for m in analysis.criteria]
+    ambiguity = sum(c.points * (1 - abs(2 * g - 1)) for c, g in zip(spec.criteria, credits)) / total
+    by_meaning = sum(
+        c.points
+        for c, m, g in zip(spec.criteria, analysis.criteria, credits)
+        if g >= 0.5 and m.lexical < LEX_MIN
+    ) / total
+    disagreement = abs(analysis.features["criteria"] - reference_term(analysis.features))
+    confidence = (
+        1.0
+        - 0.6 * ambiguity
+        - 0.2 * by_meaning
+        - 0.4 * max(0.0, disagreement - 0.4)
+        - cal.mean_abs_error
+    )
+    return float(np.clip(confidence, 0.0, 1.0))

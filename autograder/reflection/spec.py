@@ -1,0 +1,172 @@
+"""Reflection (written-answer) specs: plain frozen dataclasses built from the rubric's YAML dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Criterion",
+    "Misconception",
+    "ReflectionSpec",
+    "SpecError",
+    "spec_from_dict",
+    "REFLECTION_SCHEMA",
+]
+
+
+class SpecError(ValueError):
+    """A reflection spec dict does not have the expected shape; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A concept the answer should contain."""
+
+    name: str
+    points: float
+    phrasings: tuple[str, ...]  # synonyms and example phrasings
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A wrong idea that costs points when the answer asserts it."""
+
+    name: str
+    penalty: float
+    phrasings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReflectionSpec:
+    id: str
+    question: str
+    points: float
+    reference_answers: tuple[str, ...]
+    criteria: tuple[Criterion, ...]
+    misconceptions: tuple[Misconception, ...] = ()
+    expected_words: tuple[int, int] = (20, 200)  # min, max
+
+
+_PHRASINGS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
+}
+
+# JSON schema (draft 2020-12) of one reflection item in a rubric file.
+REFLECTION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "autograder/reflection.schema.json",
+    "title": "Reflection (written answer) item",
+    "type": "object",
+    "required": ["id", "question", "points", "reference_answers", "criteria"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        "question": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        "points": {"type": "number", "exclusiveMinimum": 0},
+        "expected_words": {
+            "type": "array",
+            "prefixItems": [
+                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 1},
+            ],
+            "minItems": 2,
+            "maxItems": 2,
+        },
+        "reference_answers": _PHRASINGS,
+        "criteria": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "points", "phrasings"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                    "points": {"type": "number", "exclusiveMinimum": 0},
+                    "phrasings": _PHRASINGS,
+                },
+            },
+        },
+        "misconceptions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "penalty", "phrasings"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                    "penalty": {"type": "number", "exclusiveMinimum": 0},
+                    "phrasings": _PHRASINGS,
+                },
+            },
+        },
+    },
+}
+
+
+def spec_from_dict(d: dict) -> ReflectionSpec:
+    """Build a ReflectionSpec from the rubric's dict shape; raise SpecError naming the bad field.
+
+    Beyond the JSON schema this checks what a schema cannot express: the criteria's points
+    must add up to the item's points, names must be unique, min words <= max words.
+    """
+    _validate_schema(d)
+    where = f"reflection {d['id']!r}"
+    criteria = tuple(
+        Criterion(c["name"], float(c["points"]), _strings(c["phrasings"])) for c in d["criteria"]
+    )
+    misconceptions = tuple(
+        Misconception(m["name"], float(m["penalty"]), _strings(m["phrasings"]))
+        for m in d.get("misconceptions", ())
+    )
+    _unique([c.name for c in criteria], f"{where}: criteria")
+    _unique([m.name for m in misconceptions], f"{where}: misconceptions")
+    points = float(d["points"])
+    total = sum(c.points for c in criteria)
+    if abs(total - points) > 1e-6:
+        raise SpecError(
+            f"{where}: criteria points add up to {total:g} but the item is worth {points:g}"
+        )
+    lo, hi = d.get("expected_words", (20, 200))
+    if lo > hi:
+        raise SpecError(f"{where}: expected_words min {lo} is larger than max {hi}")
+    return ReflectionSpec(
+        id=d["id"],
+        question=d["question"].strip(),
+        points=points,
+        reference_answers=_strings(d["reference_answers"]),
+        criteria=criteria,
+        misconceptions=misconceptions,
+        expected_words=(int(lo), int(hi)),
+    )
+
+
+def _validate_schema(d: Any) -> None:
+    import jsonschema  # imported here: only the rubric loader path needs it
+
+    if not isinstance(d, dict):
+        raise SpecError(f"a reflection item must be a mapping, got {type(d).__name__}")
+    validator = jsonschema.Draft202012Validator(REFLECTION_SCHEMA)
+    errors = sorted(validator.iter_errors(d), key=lambda e: list(e.absolute_path))
+    if errors:
+        ident = d.get("id", "<no id>")
+        lines = [f"{_path(e)}: {e.message}" for e in errors]
+        raise SpecError(f"reflection {ident!r} is invalid:\n  " + "\n  ".join(lines))
+
+
+def _path(error: Any) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path]
+    return "item" + "".join(parts)
+
+
+def _strings(items: list[str]) -> tuple[str, ...]:
+    return tuple(s.strip() for s in items)
+
+
+def _unique(names: list[str], where: str) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError(f"{where}: duplicate names {', '.join(dupes)}")

@@ -1,0 +1,399 @@
+"""Reflection scorer on realistic CNN-course answers, with the real (offline) embedding model."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import pytest
+
+from autograder.reflection import (
+    REFLECTION_SCHEMA,
+    Calibration,
+    CalibrationError,
+    SpecError,
+    fit_calibration,
+    near_duplicates,
+    spec_from_dict,
+    suggest,
+    suggest_many,
+)
+from autograder.reflection.embedding import embed, load_model
+
+CNN = {
+    "id": "reflection_cnn_vs_fc",
+    "question": "Why does a CNN need far fewer parameters than a fully connected network on images?",
+    "points": 4,
+    "expected_words": [20, 150],
+    "reference_answers": [
+        "Convolutions share weights across positions: the same small filter is applied at every "
+        "location of the image, so its parameters are reused instead of learned separately for each "
+        "pixel. Each unit is also connected only to a local receptive field, a small patch of the "
+        "input, rather than to every input pixel, so the number of weights does not grow with the "
+        "image size."
+    ],
+    "criteria": [
+        {"name": "weight_sharing", "points": 2, "phrasings": [
+            "weight sharing", "shared weights", "same weights at every position",
+            "the same filter is applied at every position", "the kernel is reused across the image"]},
+        {"name": "local_connectivity", "points": 2, "phrasings": [
+            "local receptive field", "locally connected", "small local patch",
+            "each neuron sees only a small patch of the input",
+            "a unit is connected to a small neighbourhood of pixels, not to all pixels"]},
+    ],
+    "misconceptions": [
+        {"name": "pooling_learns", "penalty": 1, "phrasings": [
+            "pooling layers have many learned weights", "pooling learns the parameters"]},
+    ],
+}
+
+OVERFIT = {
+    "id": "reflection_overfitting_augmentation",
+    "question": "After your experiment the training accuracy was 99% but the validation accuracy was "
+                "only 70%. What is happening, and how does data augmentation help?",
+    "points": 3,
+    "expected_words": [20, 150],
+    "reference_answers": [
+        "The model is overfitting: it memorises the training images instead of learning features "
+        "that generalise, hence the large gap between training and validation accuracy. Data "
+        "augmentation creates new, slightly changed training images with random flips, crops and "
+        "rotations, which increases the variety of the training set and acts as a regulariser, so the "
+        "network learns invariant features and validation accuracy improves."
+    ],
+    "criteria": [
+        {"name": "overfitting", "points": 1, "phrasings": [
+            "overfitting", "the model memorises the training data",
+            "does not generalise to unseen images", "generalisation gap"]},
+        {"name": "more_varied_data", "points": 1, "phrasings": [
+            "new varied training examples", "random flips crops and rotations",
+            "flipping and rotating images", "more training data", "more variety in the training set"]},
+        {"name": "regularisation", "points": 1, "phrasings": [
+            "acts as a regulariser", "regularization", "learn invariant features",
+            "harder to memorise the training images", "generalises better"]},
+    ],
+    "misconceptions": [
+        {"name": "augment_validation", "penalty": 1, "phrasings": [
+            "augment the validation set", "apply augmentation to the test data"]},
+    ],
+}
+
+LEARNING_RATE = {
+    "id": "reflection_learning_rate",
+    "question": "In your experiment the loss exploded to NaN with learning rate 1.0 but decreased "
+                "slowly with 0.0001. Explain both observations.",
+    "points": 2,
+    "expected_words": [20, 120],
+    "reference_answers": [
+        "With a learning rate of 1.0 the update steps are too large: each step overshoots the "
+        "minimum, so the loss grows and diverges until the numbers overflow to NaN. With 0.0001 the "
+        "steps are tiny, so gradient descent makes very little progress per iteration and converges "
+        "slowly."
+    ],
+    "criteria": [
+        {"name": "overshooting", "points": 1, "phrasings": [
+            "steps are too large", "overshoots the minimum", "the updates diverge",
+            "jumps over the minimum"]},
+        {"name": "tiny_steps", "points": 1, "phrasings": [
+            "steps are too small", "tiny updates", "little progress per iteration",
+            "needs many more iterations to converge"]},
+    ],
+}
+
+ANSWERS = {
+    "cnn": {
+        "good": "Because a convolutional layer slides the same small filter over the whole image, the "
+                "weights are shared between all positions, so only the few kernel values have to be "
+                "learned. Also every neuron only looks at a small local patch of the input (its "
+                "receptive field) instead of being connected to all pixels like in a dense layer.",
+        "partial": "In a convolution the filter slides over the image and the same weights are used at "
+                   "every location, so the number of parameters does not depend on how big the image "
+                   "is. That is why CNNs are much smaller.",
+        "wrong": "CNNs need fewer parameters because the pooling layers learn most of the weights and "
+                 "the ReLU activation removes unnecessary neurons, which also makes training faster on "
+                 "a GPU.",
+        "empty": "",
+    },
+    "overfit": {
+        "good": "The network is overfitting: it memorised the training images, so it does not "
+                "generalise to the validation images. Augmentation generates new training examples "
+                "with random flips, crops and colour changes, so the model sees more varied data and it "
+                "becomes harder to memorise them; it has to learn features that are invariant to these "
+                "changes, which closes the gap.",
+        "partial": "This is overfitting, the model learned the training set by heart and performs much "
+                   "worse on images it has not seen before. I am not sure what augmentation does "
+                   "exactly.",
+        "wrong": "The learning rate was too high so the validation accuracy is lower than the training "
+                 "accuracy. Data augmentation makes the training faster because the images become "
+                 "smaller.",
+        "empty": "   ",
+    },
+    "lr": {
+        "good": "With learning rate 1.0 every update step is far too large, so gradient descent "
+                "overshoots the minimum, the loss grows each step and finally overflows to NaN. With "
+                "0.0001 the steps are tiny, so each iteration makes very little progress and it needs "
+                "many more epochs to converge.",
+        "partial": "A learning rate of 1.0 is too big, so the optimizer jumps over the minimum and the "
+                   "loss diverges to NaN. For the small one I don't know why it was slow.",
+        "wrong": "The NaN came from a bug in the data loader that produced empty batches, and with "
+                 "0.0001 the GPU was slower because of the memory usage.",
+        "empty": "TODO",
+    },
+}
+
+SPECS = {"cnn": CNN, "overfit": OVERFIT, "lr": LEARNING_RATE}
+
+FILLER = (
+    "Convolutional neural networks are a very important topic in deep learning and they are used "
+    "in many applications such as self-driving cars, medical imaging and face recognition. "
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model():
+    """Load the embedding model once for the whole session."""
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def specs():
+    return {key: spec_from_dict(d) for key, d in SPECS.items()}
+
+
+@pytest.fixture(scope="session")
+def honest(specs):
+    """Suggestions for the honest answers, one batch per question."""
+    return {key: suggest_many(ANSWERS[key], specs[key]) for key in SPECS}
+
+
+# ---------------------------------------------------------------- honest answers
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_good_partial_wrong_empty_are_ordered(honest, key):
+    s = honest[key]
+    points = {kind: s[kind].points for kind in s}
+    assert points["good"] > points["partial"] > points["wrong"] >= points["empty"] == 0, points
+    assert points["good"] >= 0.75 * s["good"].max_points
+    assert points["wrong"] <= 0.25 * s["wrong"].max_points
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_honest_answers_are_not_flagged_and_explain_themselves(honest, specs, key):
+    for kind in ("good", "partial", "wrong"):
+        assert honest[key][kind].flags == [], (kind, honest[key][kind].flags)
+    good = honest[key]["good"]
+    assert not good.needs_review and good.confidence >= 0.6
+    # Every criterion is met by a sentence of the answer, and the reasons quote it.
+    assert set(good.criteria_met) == {c.name for c in specs[key].criteria}
+    for name, sentence in good.criteria_met.items():
+        assert sentence in ANSWERS[key]["good"]
+        assert any(name in r and sentence in r for r in good.reasons)
+
+
+def test_partial_answer_names_the_missing_criterion(honest):
+    partial = honest["cnn"]["partial"]
+    assert set(partial.criteria_met) == {"weight_sharing"}
+    assert any(r.startswith("missing local_connectivity") for r in partial.reasons)
+
+
+def test_misconception_costs_points_and_is_explained(honest):
+    wrong = honest["cnn"]["wrong"]
+    assert any(r.startswith("misconception pooling_learns") for r in wrong.reasons)
+
+
+def test_empty_answer_is_flagged(honest):
+    for key in SPECS:
+        empty = honest[key]["empty"]
+        assert empty.points == 0 and empty.flags == ["empty"] and empty.needs_review
+
+
+def test_question_words_are_not_evidence(specs):
+    """Repeating the question's words ('fully connected') does not meet 'locally connected'."""
+    s = suggest("A CNN needs far fewer parameters than a fully connected network on images because "
+                "it is a better and more modern kind of network for this task.", specs["cnn"])
+    assert s.criteria_met == {}
+    assert s.points <= 1
+
+
+# ---------------------------------------------------------------- gaming
+
+
+def _gamed(key, spec):
+    good, partial = ANSWERS[key]["good"], ANSWERS[key]["partial"]
+    keywords = ", ".join(p for c in spec.criteria for p in c.phrasings if len(p.split()) <= 3)
+    return {
+        "question_pasted": spec.question,
+        "keyword_list": keywords,
+        "padding": good + " " + FILLER * 12,
+        "reference_copy": spec.reference_answers[0],
+        "contradiction": good + " Actually, no: that is wrong, the opposite is true.",
+        "empty": "",
+        "repeated": " ".join([partial] * 4),
+    }
+
+
+EXPECTED_FLAG = {
+    "question_pasted": "question_pasted",
+    "keyword_list": "keyword_list",
+    "padding": "padding",
+    "reference_copy": "reference_copy",
+    "contradiction": "contradiction",
+    "empty": "empty",
+    "repeated": "padding",
+}
+
+
+@pytest.mark.parametrize("key", ["cnn", "overfit"])
+def test_gaming_is_flagged_and_never_pays(specs, honest, key):
+    spec = specs[key]
+    gamed = suggest_many(_gamed(key, spec), spec)
+    partial_points = honest[key]["partial"].points
+    for form, s in gamed.items():
+        assert EXPECTED_FLAG[form] in s.flags, (form, s.flags)
+        assert s.needs_review, form
+        assert s.points <= partial_points, (form, s.points, partial_points)
+        assert any(r.startswith(f"flag {EXPECTED_FLAG[form]}") for r in s.reasons)
+
+
+def test_contradicting_a_criterion_is_flagged(specs):
+    answer = (ANSWERS["cnn"]["good"] + " But the weights are not shared, every position has its own "
+              "separate filter weights.")
+    s = suggest(answer, specs["cnn"])
+    assert "contradiction" in s.flags and s.needs_review
+    assert s.points <= 1
+
+
+def test_restating_the_question_first_is_not_gaming(specs, honest):
+    spec = specs["cnn"]
+    s = suggest(spec.question + " " + ANSWERS["cnn"]["good"], spec)
+    assert "question_pasted" not in s.flags
+    assert s.points == honest["cnn"]["good"].points
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+def test_near_duplicates_found_and_short_answers_exempt():
+    base = ANSWERS["cnn"]["good"]
+    edited = (base.replace("Because a convolutional layer", "Since a conv layer")
+                  .replace("Also every neuron", "Moreover each neuron"))
+    answers = {
+        "s1": base,
+        "s2": edited,
+        "s3": ANSWERS["cnn"]["partial"],
+        "s4": "Weight sharing and local connectivity.",
+        "s5": "Weight sharing and local connectivity.",
+        "s6": ANSWERS["overfit"]["good"],
+    }
+    pairs = near_duplicates(answers)
+    assert [(a, b) for a, b, _ in pairs] == [("s1", "s2")], pairs
+    assert pairs[0][2] >= 0.9
+    # Same meaning written independently stays below the threshold.
+    assert near_duplicates({"a": ANSWERS["cnn"]["good"], "b": ANSWERS["cnn"]["partial"]}) == []
+    # The short canonical answers are a pair once they are long enough to count.
+    assert ("s4", "s5") in {(a, b) for a, b, _ in near_duplicates(answers, min_words=3)}
+
+
+# ---------------------------------------------------------------- calibration
+
+GRADED = [  # a strict teacher: half of the answers' criteria are not worth much to them
+    (ANSWERS["cnn"]["good"], 3.0),
+    (ANSWERS["cnn"]["partial"], 1.0),
+    (ANSWERS["cnn"]["wrong"], 0.0),
+    ("Each neuron in a convolutional layer is only connected to a small neighbourhood of pixels "
+     "in the previous layer, while in a fully connected network it is connected to all of them.", 1.0),
+    ("The same kernel is reused across the image, so weights are shared; and each output only "
+     "depends on a small local patch, its local receptive field.", 3.0),
+    ("It is because of the pooling layers and the activation functions.", 0.0),
+]
+
+
+@pytest.fixture(scope="session")
+def calibration(specs):
+    return fit_calibration(specs["cnn"], GRADED)
+
+
+def test_calibration_changes_the_mapping(calibration, specs, honest):
+    assert calibration.n_graded == 6
+    assert calibration.apply(0.6) < 0.6  # strict: a half-good answer is worth less than half
+    s = suggest(ANSWERS["cnn"]["partial"], specs["cnn"], calibration)
+    assert s.points < honest["cnn"]["partial"].points
+    assert any("calibrated on 6 hand-graded answers" in r for r in s.reasons)
+
+
+def test_calibration_round_trips_through_json(calibration, specs):
+    restored = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
+    assert restored == calibration
+    answer = "Filters are shared over the image, so a conv layer has few weights."
+    assert suggest(answer, specs["cnn"], restored) == suggest(answer, specs["cnn"], calibration)
+
+
+def test_calibration_rejects_bad_input(specs, calibration):
+    with pytest.raises(CalibrationError, match="at least 2"):
+        fit_calibration(specs["cnn"], GRADED[:1])
+    with pytest.raises(CalibrationError, match="outside 0..4"):
+        fit_calibration(specs["cnn"], [("a", 1.0), ("b", 5.0)])
+    with pytest.raises(CalibrationError, match="version"):
+        Calibration.from_dict({"knots_x": [0, 1], "knots_y": [0, 1]})
+    bad = calibration.to_dict() | {"knots_x": [0.0, 1.0], "knots_y": [1.0, 0.0]}
+    with pytest.raises(CalibrationError, match="non-decreasing"):
+        Calibration.from_dict(bad)
+    with pytest.raises(ValueError, match="fitted for"):
+        suggest("x y z", specs["overfit"], calibration)
+
+
+# ---------------------------------------------------------------- spec
+
+
+def test_schema_is_valid_and_accepts_the_example():
+    jsonschema.Draft202012Validator.check_schema(REFLECTION_SCHEMA)
+    jsonschema.validate(CNN, REFLECTION_SCHEMA)
+    spec = spec_from_dict(CNN)
+    assert spec.expected_words == (20, 150)
+    assert spec.criteria[0].phrasings[0] == "weight sharing"
+    assert spec.misconceptions[0].penalty == 1.0
+    assert spec_from_dict({k: v for k, v in CNN.items() if k != "misconceptions"}).misconceptions == ()
+
+
+def _without(key):
+    return {k: v for k, v in CNN.items() if k != key}
+
+
+def _with(path, value):
+    d = copy.deepcopy(CNN)
+    target = d
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("not a dict", "must be a mapping"),
+        (_without("criteria"), "'criteria' is a required property"),
+        (_without("question"), "'question' is a required property"),
+        (_with(["points"], -1), r"item\.points"),
+        (_with(["points"], "four"), r"item\.points"),
+        (_with(["expected_words"], [20]), r"item\.expected_words"),
+        (_with(["expected_words"], [200, 20]), "min 200 is larger than max 20"),
+        (_with(["criteria", 0, "phrasings"], []), r"item\.criteria\[0\]\.phrasings"),
+        (_with(["criteria", 1, "points"], 1), "add up to 3 but the item is worth 4"),
+        (_with(["criteria", 1, "name"], "weight_sharing"), "duplicate names weight_sharing"),
+        (_with(["criteria", 0, "weight"], 2), "Additional properties"),
+        (_with(["reference_answers"], ["  "]), r"item\.reference_answers\[0\]"),
+    ],
+)
+def test_spec_from_dict_rejects_bad_input(bad, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(bad)
+
+
+def test_embeddings_are_normalised():
+    vectors = embed(["weight sharing", "local receptive field"])
+    assert vectors.shape == (2, 384)
+    assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-4
+    with pytest.raises(TypeError):
+        embed("a single string")
