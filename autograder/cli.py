@@ -149,6 +149,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from .grading.calibrate import MIN_GRADED, calibrate, calibration_path
+    from .rubric import load_rubric
+
+    course = _course(args)
+    name = course.check_assignment(args.assignment)
+    rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
+    for part_id, n in calibrate(course, rubric).items():
+        state = "fitted" if n >= MIN_GRADED else f"kept as it was (needs at least {MIN_GRADED})"
+        _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration {state}")
+    _log(f"calibrations: {calibration_path(rubric)}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .sandbox import bwrap_available
@@ -213,6 +227,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--canvas-id", help="the Canvas assignment id, for the column name")
     e.add_argument("--roster", help="CSV with student_id, lms_id, name (Canvas user ids and names)")
     e.set_defaults(func=cmd_export)
+
+    cal = sub.add_parser("calibrate", help="fit the written-answer scorer from scores given in formgrader")
+    cal.add_argument("assignment")
+    cal.set_defaults(func=cmd_calibrate)
 
     d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder")
     d.add_argument("--into", default="demo-work", help="the demo's fresh work folder (default: demo-work)")

@@ -62,9 +62,31 @@ def _replace(nb, grade_id: str, source: str):
     return nb
 
 
+# Written answers of varied quality: the reflection scorer suggests points, flags gaming.
+ANSWERS = {
+    "bob_weaker": "I got about 60% accuracy after one epoch. I think more epochs would help.",
+    "carol_raises": "accuracy training time overfitting augmentation ReLU dropout batch normalization",
+    "frank_edits_test": ("Report your validation accuracy and training time. What limits LeNet-5's accuracy here, "
+                         "and which single change would you try first to improve it?"),
+}
+
+
+def _answer(nb, text: str):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "reflection":
+            cell.source = text
+    return nb
+
+
 def cohort(source_nb, release_nb) -> dict[str, object]:
     """student id -> notebook (or raw text for a file that is not a notebook)."""
     good = solved_release(source_nb, release_nb)
+    students = _cohort(good, release_nb)
+    return {s: _answer(nb, ANSWERS[s]) if s in ANSWERS else nb for s, nb in students.items()}
+
+
+def _cohort(good, release_nb) -> dict[str, object]:
     return {
         "alice_reference": good,
         "bob_weaker": _edit(good, "hyperparameters", 'EPOCHS = {"tiny": 20, "full": 12}[profile]', "EPOCHS = 1"),

@@ -48,9 +48,18 @@ def test_reference_gets_full_automatic_marks_and_weaker_fewer(demo):
     assert alice["tests"].points == alice["tests"].max_points
     assert alice["accuracy"].points == alice["accuracy"].max_points
     assert alice["timing"].points > 0
-    assert alice["reflection"].points is None and alice["reflection"].needs_review
+    assert alice["reflection"].points >= 3 and "met" in alice["reflection"].explanation
     assert bob["accuracy"].points < alice["accuracy"].points
     assert by["bob_weaker"].evaluation["test"]["accuracy"] < by["alice_reference"].evaluation["test"]["accuracy"]
+
+
+def test_written_answers_get_suggestions_and_gaming_is_flagged(demo):
+    _, _, by, _ = demo
+    reflection = {s: parts(r)["reflection"] for s, r in by.items()}
+    assert reflection["bob_weaker"].points < reflection["alice_reference"].points
+    for gamed in ("carol_raises", "frank_edits_test"):  # keyword list; the question pasted
+        assert reflection[gamed].needs_review and reflection[gamed].details["flags"], gamed
+        assert reflection[gamed].points <= reflection["bob_weaker"].points + 1
 
 
 def test_what_did_not_run_scores_zero(demo):
@@ -77,8 +86,10 @@ def test_gradebook_csv_and_feedback(demo):
             sub = gb.find_submission(ASSIGNMENT, student)
             auto = sum(g.auto_score or 0 for g in sub.notebooks[0].grades)
             assert auto == pytest.approx(result.score), student
-        alice = gb.find_submission(ASSIGNMENT, "alice_reference")
-        assert alice.needs_manual_grade  # the reflection waits for a human
+        carol = gb.find_submission(ASSIGNMENT, "carol_raises")
+        assert carol.needs_manual_grade  # a gamed answer waits for a human
+        comment = gb.find_comment("reflection", ASSIGNMENT, ASSIGNMENT, "alice_reference")
+        assert comment.auto_comment.startswith("Suggested")
     rows = {row["student"]: row for row in csv.DictReader(outcome.csv.open())}
     assert float(rows["alice_reference"]["score"]) == by["alice_reference"].score
     html = (course.feedback_dir / "alice_reference" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()

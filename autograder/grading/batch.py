@@ -174,9 +174,26 @@ def grade_assignment(course: Course, assignment: str, profile: str | None = None
     return finish(course, rubric, results + kept, profile, start)
 
 
+def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> None:
+    """Near-duplicate written answers between students go to a human, as pairs."""
+    from ..reflection import near_duplicates
+
+    for part in rubric.of_kind("reflection"):
+        answers = {r.student: p.details["answer"] for r in results for p in r.parts
+                   if p.id == part.id and p.details.get("answer")}
+        by = {r.student: r for r in results}
+        for a, b, similarity in near_duplicates(answers):
+            for me, other in ((a, b), (b, a)):
+                by[me].flags.append(f"{part.id}: near-duplicate of {other}'s answer (similarity {similarity:.2f})")
+                for p in by[me].parts:
+                    if p.id == part.id:
+                        p.needs_review = True
+
+
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
     from ..reports import render_class_report, render_feedback
 
+    flag_copied_answers(rubric, results)
     record.record_gradebook(course, rubric, results)
     for result in results:
         record.publish_notebook(course, result)

@@ -15,6 +15,7 @@ import nbformat
 
 from ..rubric import Rubric
 from .execute import Execution, ExecutionSettings, cell_duration, cell_errors, execute
+from .calibrate import load_calibrations
 from .evaluate import evaluate
 from .results import GRADER_ERROR, GradeResult, PartResult, Submission, file_sha256
 from .sanitize import InvalidSubmission, read_submission, sanitize
@@ -136,4 +137,4 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.timings.update(train_s=train_s, reference_train_s=task.reference_train_s)
     result.flags += _discrepancies(result.evaluation)
     result.parts = score_all(rubric, ScoringInput(task.profile, executed, result.evaluation,
-                                                  train_s, task.reference_train_s))
+                                                  train_s, task.reference_train_s, load_calibrations(rubric)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import nbformat
 from nbgrader.utils import determine_grade
 
-from ..rubric import Part, Rubric
+from ..rubric import Part, Rubric, reflection_spec
 from .results import PartResult
 
 # stderr lines that are noise, not failures (nbgrader would give a test cell zero for them)
@@ -24,6 +24,7 @@ class ScoringInput:
     evaluation: dict = field(default_factory=dict)
     train_s: float | None = None
     reference_train_s: float | None = None
+    calibrations: dict = field(default_factory=dict)   # reflection part id -> Calibration
 
 
 def _grade_cells(nb) -> dict:
@@ -110,12 +111,27 @@ def score_timing(part: Part, data: ScoringInput, metric_ok: bool = True) -> Part
 
 
 def score_reflection(part: Part, data: ScoringInput) -> PartResult:
+    """A suggested score with reasons when the rubric gives criteria; a human has the last word
+    (a manual score in formgrader always wins), and low confidence or gaming asks for one."""
     cell = _grade_cells(data.executed).get(part.cell)
     answer = (cell.source if cell is not None else "").strip()
     if not answer or answer == "YOUR ANSWER HERE":
         return PartResult(part.id, part.kind, part.title, 0.0, part.points, "0 points: no answer was written")
-    return PartResult(part.id, part.kind, part.title, None, part.points,
-                      "graded by your instructor", needs_review=True, details={"answer": answer})
+    spec = reflection_spec(part)
+    if spec is None:
+        return PartResult(part.id, part.kind, part.title, None, part.points,
+                          "graded by your instructor", needs_review=True, details={"answer": answer})
+    from ..reflection import suggest
+
+    # markdown wraps sentences over lines; the scorer reads sentences, so unwrap paragraphs
+    unwrapped = "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
+    s = suggest(unwrapped, spec, data.calibrations.get(part.id))
+    verdict = "suggested score, an instructor will confirm it" if s.needs_review else "suggested score"
+    return PartResult(part.id, part.kind, part.title, s.points, part.points,
+                      f"{verdict} (confidence {s.confidence:.2f}): " + "; ".join(s.reasons[:8]),
+                      needs_review=s.needs_review,
+                      details={"answer": answer, "confidence": s.confidence, "flags": s.flags,
+                               "criteria_met": s.criteria_met, "reasons": s.reasons})
 
 
 def score_artifact(part: Part, data: ScoringInput) -> PartResult:

@@ -127,6 +127,8 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
             if cell in cells:
                 fail(line, f"test cell {cell!r} is scored by two parts ({cells[cell]!r} and {raw['id']!r})")
             cells[cell] = raw["id"]
+        if raw["kind"] == "reflection" and "reflection" in raw:
+            _check_reflection(raw, line, fail)
         bands = raw.get("bands", {})
         for profile in PROFILES:
             if "bands" in raw and profile not in bands:
@@ -135,6 +137,24 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
             top = max(b["points"] for b in items)
             if top != raw["points"]:
                 fail(line, f"part {raw['id']!r}: the best {profile} band gives {top} points, not the part's {raw['points']}")
+
+
+def reflection_spec(part):
+    """The reflection engine's spec for a rubric reflection part (None: manual grading only)."""
+    from ..reflection import spec_from_dict
+
+    if not part.options:
+        return None
+    return spec_from_dict({**part.options, "id": part.id, "points": part.points})
+
+
+def _check_reflection(raw: dict, line: int, fail) -> None:
+    from ..reflection import SpecError, spec_from_dict
+
+    try:
+        spec_from_dict({**raw["reflection"], "id": raw["id"], "points": raw["points"]})
+    except SpecError as exc:
+        fail(line, f"part {raw['id']!r}: reflection criteria: {exc}")
 
 
 def parse_rubric(text: str, source: str = "<rubric>", expected_name: str | None = None) -> Rubric:

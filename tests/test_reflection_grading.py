@@ -1,0 +1,57 @@
+"""The reflection engine inside grading: rubric criteria validated with a line, suggestions in
+score parts, copied answers flagged as pairs across a batch."""
+
+import pytest
+
+from autograder.grading.batch import flag_copied_answers
+from autograder.grading.results import GradeResult, PartResult
+from autograder.grading.score import ScoringInput, score_reflection
+from autograder.rubric import RubricError, load_rubric, parse_rubric
+
+from .conftest import ASSIGNMENT, cell
+
+
+@pytest.fixture(scope="module")
+def rubric(course):
+    return load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
+
+
+def test_a_typo_in_reflection_criteria_names_the_part_and_line(course):
+    text = (course.rubric_dir / f"{ASSIGNMENT}.yaml").read_text()
+    with pytest.raises(RubricError, match=r"r.yaml:\d+: part 'reflection': reflection criteria"):
+        parse_rubric(text.replace("phrasings: [\"validation accuracy", "phrasing: [\"validation accuracy", 1), "r.yaml")
+
+
+def _scored(rubric, release_nb, text):
+    import copy
+    nb = copy.deepcopy(release_nb)
+    answer = cell(nb, "reflection")
+    answer.source = text
+    return score_reflection(rubric.part("reflection"), ScoringInput("tiny", nb))
+
+
+def test_suggestions_order_answers_and_flag_gaming(rubric, release_nb, source_nb):
+    good = _scored(rubric, release_nb, cell(source_nb, "reflection").source)
+    partial = _scored(rubric, release_nb, "I got about 60% accuracy after one epoch. More epochs would help.")
+    pasted = _scored(rubric, release_nb, rubric.part("reflection").options["question"])
+    empty = _scored(rubric, release_nb, "YOUR ANSWER HERE")
+    assert good.points > partial.points > empty.points == 0
+    assert "met" in good.explanation and good.details["criteria_met"]
+    assert pasted.needs_review and pasted.points <= partial.points
+
+
+def _result(student, answer):
+    part = PartResult("reflection", "reflection", "r", 2.0, 4.0, "", details={"answer": answer})
+    return GradeResult(student, ASSIGNMENT, "graded", "", "tiny", parts=[part])
+
+
+def test_copied_answers_are_flagged_in_pairs(rubric):
+    text = ("LeNet-5 reached 97 percent validation accuracy in four seconds. The small training set makes it "
+            "overfit, so I would add data augmentation with shifts and rotations to show it more variation.")
+    results = [_result("ann", text), _result("ben", text.replace("four", "five")),
+               _result("cat", "I trained for a short time and got 80%. I would use ReLU because tanh saturates "
+                              "and the gradients vanish, which slows learning in the early layers.")]
+    flag_copied_answers(rubric, results)
+    ann, ben, cat = results
+    assert any("ben" in f for f in ann.flags) and any("ann" in f for f in ben.flags)
+    assert not cat.flags and ann.parts[0].needs_review
