@@ -7,6 +7,7 @@ Parent side: `evaluate(...)` -> plain dict. Child side: `python -m autograder.gr
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -86,12 +87,39 @@ def _plot_history(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(ctx, filename: str) -> dict:
+    """A small JSON object from the artifacts, or {} (missing, a link, too large, malformed)."""
     try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
+        return ctx.json(filename)
     except (OSError, ValueError):
         return {}
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _plain_history(history: dict) -> dict:
+    """{name: [number or None, ...]}: what a training curve can hold, nothing else."""
+    return {str(k)[:100]: [_number(v) for v in values[:10_000]] for k, values in list(history.items())[:50]
+            if isinstance(values, list)}
+
+
+def _plain_reported(reported: dict) -> dict:
+    """Self-reported values: finite numbers and short strings (shown and compared, never trusted)."""
+    plain = {}
+    for key, value in list(reported.items())[:50]:
+        if isinstance(value, str):
+            plain[str(key)[:100]] = value[:200]
+        elif _number(value) is not None:
+            plain[str(key)[:100]] = _number(value)
+    return plain
 
 
 def _classification(ctx, out: Path, data_root: str | None) -> dict:
@@ -137,9 +165,9 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
         classification = _classification(ctx, out, data_root)
         result.update({k: v for k, v in classification.items() if k != "figures"})
         result["figures"].update(classification.get("figures", {}))
-    history = _read_json(artifacts / HISTORY_FILE)
+    history = _plain_history(_read_json(ctx, HISTORY_FILE))
     result["history"] = history
-    result["reported"] = _read_json(artifacts / REPORTED_FILE)
+    result["reported"] = _plain_reported(_read_json(ctx, REPORTED_FILE))
     if history:
         try:
             _plot_history(history, out / CURVE_PNG)
@@ -172,7 +200,7 @@ def main(argv: list[str]) -> int:
 
 def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: Path | None,
              cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None) -> dict:
-    argv = [sys.executable, "-m", "autograder.grading.evaluate", "--artifacts", str(artifacts), "--out", str(out),
+    argv = [sys.executable, "-P", "-m", "autograder.grading.evaluate", "--artifacts", str(artifacts), "--out", str(out),
             "--rubric", str(rubric_path), "--profile", profile, "--cache-dir", str(cache_dir)]
     if hidden_root:
         argv += ["--hidden-root", str(hidden_root)]

@@ -118,6 +118,7 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
         result.parts = zero_parts(rubric, "the submission could not be read")
         return
     result.restored_cells = clean.restored + [f"{g} (was missing)" for g in clean.added]
+    result.flags += clean.warnings
     workdir, artifacts = task.attempt_dir / "work", task.attempt_dir / "work" / "artifacts"
     t0 = time.perf_counter()
     execution = execute(clean.notebook, workdir, sub.assignment, _parameters(task, artifacts), task.settings)
@@ -128,8 +129,12 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.cell_errors = errors
     result.status, result.message = _status_message(execution, errors)
     t1 = time.perf_counter()
-    result.evaluation = evaluate(artifacts, task.attempt_dir / "grader", rubric.path, task.profile,
-                                 task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
+    if artifacts.is_dir() and any(artifacts.iterdir()):
+        result.evaluation = evaluate(artifacts, task.attempt_dir / "grader", rubric.path, task.profile,
+                                     task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
+    else:  # nothing to evaluate: spare the evaluator process
+        result.evaluation = {"ok": False, "checks": {}, "figures": {},
+                             "error": "nothing was exported: the export cell did not run or failed"}
     result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
     train_s = cell_duration(executed, "train") if executed else None
     result.timings["cells_s"] = round(sum(float(c.metadata.get("papermill", {}).get("duration") or 0)

@@ -1,34 +1,189 @@
 """Child process: execute one notebook with papermill. Run as
-`python -m autograder.grading.run_notebook IN OUT PARAMS_JSON CELL_TIMEOUT`.
+`python -P -m autograder.grading.run_notebook IN OUT PARAMS_JSON CELL_TIMEOUT`.
 
 It runs in its own process (papermill's cwd changes the whole process) and usually inside the
 sandbox. Cell errors are expected and stay in the output notebook (nbgrader semantics: every
 cell runs, a failing test scores zero); only a failure of the run itself exits non-zero, with
 one JSON line on stderr that the parent reads.
+
+The kernel runs student code as the same user, so this process keeps what it records out of
+the kernel's reach: it cannot be traced (not dumpable), `-P` keeps the working folder (where the
+notebook can write modules) off its import path, a cell whose execution failed is recorded as
+failed even when the kernel shows no traceback, outputs are capped, and when the run is over
+every process the notebook left behind is killed before the final notebook is written, so
+nothing can rewrite or redirect it afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_TIMEOUT, EXIT_DEAD_KERNEL, EXIT_OTHER = 0, 3, 4, 5
+SANDBOX_ENV = "AUTOGRADER_SANDBOXED"   # set by the executor: we are alone in a pid namespace
+MAX_TEXT = 64 * 1024                   # characters kept of one text output (head and tail)
+MAX_DATA = 2 * 2**20                   # bytes of one rich output (a figure is ~50 kB)
+MAX_OUTPUTS = 200                      # outputs kept per cell
+ENGINE = "autograder"
+
+
+def _not_traceable() -> None:
+    """PR_SET_DUMPABLE=0: the kernel (same uid) can neither ptrace us nor read our memory."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _ancestors() -> set[int]:
+    pids, pid = {os.getpid()}, os.getpid()
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        pids.add(pid)
+    return pids
+
+
+def _living_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in ("Z", "X"):
+                pids.append(int(entry))
+    return pids
+
+
+def stop_leftovers() -> int:
+    """Kill every process of this sandbox but us and our ancestors (bwrap's init): what the
+    notebook started and left running. Only inside the sandbox's own pid namespace."""
+    if os.environ.get(SANDBOX_ENV) != "1":
+        return 0
+    keep, killed = _ancestors(), 0
+    for _ in range(100):
+        others = [pid for pid in _living_pids() if pid not in keep]
+        if not others:
+            break
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+    return killed
+
+
+def _cap_text(text: str) -> tuple[str, bool]:
+    if len(text) <= MAX_TEXT:
+        return text, False
+    head, tail = text[: MAX_TEXT - 8192], text[-8192:]
+    return f"{head}\n[... {len(text) - MAX_TEXT:,} characters dropped by the grader ...]\n{tail}", True
+
+
+def limit_outputs(cell) -> int:
+    """Cap the outputs of one cell in place; return how many were cut."""
+    outputs = cell.get("outputs") or []
+    cut = max(0, len(outputs) - MAX_OUTPUTS)
+    if cut:
+        errors = [o for o in outputs[MAX_OUTPUTS:] if o.get("output_type") == "error"]
+        del outputs[MAX_OUTPUTS:]
+        outputs.extend(errors[:1])   # an error at the end still counts
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            text = out.get("text", "")
+            out["text"], was_cut = _cap_text("".join(text) if isinstance(text, list) else text)
+            cut += was_cut
+        elif kind == "error":
+            out["evalue"], was_cut = _cap_text(str(out.get("evalue", "")))
+            lines = [str(line) for line in out.get("traceback", [])][-100:]
+            joined, cut_tb = _cap_text("\n".join(lines))
+            out["traceback"] = joined.split("\n") if cut_tb else lines
+            cut += was_cut or cut_tb
+        elif kind in ("display_data", "execute_result"):
+            data = out.get("data", {})
+            size = sum(len(v if isinstance(v, str) else json.dumps(v)) for v in data.values())
+            if size > MAX_DATA:
+                out["data"] = {"text/plain": f"[an output of {size:,} bytes was dropped by the grader]"}
+                out["metadata"] = {}
+                cut += 1
+            elif "text/plain" in data:
+                text = data["text/plain"]
+                data["text/plain"], was_cut = _cap_text("".join(text) if isinstance(text, list) else str(text))
+                cut += was_cut
+    return cut
+
+
+def _on_cell_error(cell, cell_index, execute_reply):
+    """The kernel said the cell failed: make sure the notebook says so, even when the notebook
+    silenced its tracebacks (a test cell with no error output would count as passed)."""
+    if not any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+        import nbformat
+
+        content = execute_reply.get("content", {})
+        cell.outputs.append(nbformat.v4.new_output(
+            "error", ename=str(content.get("ename") or "Error")[:200], evalue=str(content.get("evalue") or "")[:2000],
+            traceback=["The kernel reported an error in this cell but showed no traceback "
+                       "(the grader added this error)."]))
+
+
+def _on_cell_executed(cell, cell_index, execute_reply):
+    limit_outputs(cell)
+
+
+def _register_engine() -> None:
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class SealedEngine(NBClientEngine):
+        """NBClientEngine that, once the kernel is gone and before papermill's final save, stops
+        whatever the notebook left running and removes whatever sits at the output path."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            finally:
+                killed = stop_leftovers()
+                cut = sum(limit_outputs(cell) for cell in nb_man.nb.cells)
+                nb_man.nb.metadata["autograder"] = {"leftover_processes_killed": killed, "outputs_cut": cut}
+                out = Path(nb_man.output_path)
+                try:
+                    os.chmod(out.parent, 0o755)
+                    if out.is_symlink() or out.exists():
+                        out.unlink()   # written afresh by papermill, never through a link
+                except OSError:
+                    pass
+
+    papermill_engines.register(ENGINE, SealedEngine)
 
 
 def main(argv: list[str]) -> int:
+    _not_traceable()
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source, output, params_file, cell_timeout = argv
     out = Path(output)
+    _register_engine()
     try:
         papermill.execute_notebook(
             source, output, parameters=json.loads(Path(params_file).read_text()),
-            kernel_name="python3", language="python", cwd=str(out.parent),
+            engine_name=ENGINE, kernel_name="python3", language="python", cwd=str(out.parent),
             execution_timeout=float(cell_timeout), allow_errors=True,
-            progress_bar=False, log_output=False, request_save_on_cell_execute=True)
+            progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+            on_cell_error=_on_cell_error, on_cell_executed=_on_cell_executed)
     except PapermillExecutionError:
         return EXIT_OK  # errors are recorded in the cells
     except CellTimeoutError as exc:

@@ -105,6 +105,43 @@ def _add_missing(nb: nbformat.NotebookNode, source: _SourceCells) -> list[str]:
     return added
 
 
+# Tags the executor acts on: papermill injects the grading parameters after the cell tagged
+# `parameters`, and the cell tagged `train` is timed. Only the instructor's cells may carry them.
+ROLE_TAGS = frozenset({"parameters", "injected-parameters", "train"})
+
+
+def _drop_impostors(nb: nbformat.NotebookNode, source: _SourceCells) -> list[str]:
+    """A cell is the instructor's only if it carries a grade id of the source notebook, and only
+    the first such cell per id: nbgrader metadata on any other cell (an unknown or duplicated
+    grade id, a `locked` flag on a cell of one's own) is removed, so the cell counts as the
+    student's. Role tags are removed from every cell here; _restore_roles puts them back."""
+    seen, notes = set(), []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader")
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        if gid in source.cells and gid not in seen:
+            seen.add(gid)
+        elif meta is not None:
+            del cell.metadata["nbgrader"]
+            notes.append(f"nbgrader metadata removed from a cell that is not the instructor's ({gid!r})")
+        tags = cell.metadata.get("tags", [])
+        if set(tags) & ROLE_TAGS:
+            cell.metadata["tags"] = [t for t in tags if t not in ROLE_TAGS]
+    return notes
+
+
+def _restore_roles(nb: nbformat.NotebookNode, source: _SourceCells) -> None:
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        source_tags = source.nodes[gid].metadata.get("tags", []) if gid in source.nodes else []
+        wanted = [t for t in source_tags if t in ROLE_TAGS]
+        tags = [t for t in cell.metadata.get("tags", []) if t not in ROLE_TAGS] + wanted
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
+
+
 def _released(cell) -> str:
     """What students received for a source cell: nbgrader's own hidden-test removal."""
     cell = copy.deepcopy(cell)
@@ -135,17 +172,18 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
 def sanitize(submission_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookNode, assignment: str) -> Sanitized:
     nb = copy.deepcopy(submission_nb)  # the submission stays as it was
     source_cells = _SourceCells(source_nb)
-    ours = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
-    if not set(ours) & set(source_cells.cells):
+    impostors = _drop_impostors(nb, source_cells)
+    originals = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    if not set(originals) & set(source_cells.cells):
         raise InvalidSubmission(f"this notebook has none of the cells of {assignment!r}; is it the right assignment?")
     restore = _Restore(source_cells)
     nb, _ = restore.preprocess(nb, {"nbgrader": {"notebook": assignment, "assignment": assignment}})
-    result = Sanitized(nb)
+    result = Sanitized(nb, warnings=impostors)
     # Report only real edits: a released test cell lacks its hidden tests, which is no edit.
     changed = {name for name, attr in restore.changes if attr == "checksum"}
-    originals = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in submission_nb.cells}
     result.restored = sorted(g for g in changed if originals.get(g, "").strip() != _released(source_cells.nodes[g]))
     result.added = _add_missing(nb, source_cells)
+    _restore_roles(nb, source_cells)
     # The kernel is the grader's choice, not the student's (a wrong kernel name must not break grading).
     if nb.metadata.get("kernelspec", {}).get("name") != KERNELSPEC["name"]:
         result.warnings.append(f"kernel {nb.metadata.get('kernelspec', {}).get('name')!r} replaced by python3")

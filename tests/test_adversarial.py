@@ -1,0 +1,507 @@
+"""Adversarial suite: hostile and broken submissions graded in ONE batch next to an honest one,
+sandboxed, through Dask, with short limits. Each must end with the right status, gain nothing,
+and leave everything outside its own output folder untouched; the honest one is graded as usual.
+
+The cohort is built in tests/adversarial_cohort.py; each hostile notebook prints what its attack
+achieved (`ATTACK {...}`), so the assertions read the outcome from the executed notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import socket
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.build import build_assignment
+from autograder.datasets.hidden import course_secret
+from autograder.grading.batch import grade_assignment
+from autograder.grading.checks.context import EvalContext
+from autograder.grading.timing import machine_key, store_reference_seconds
+from autograder.release import release_assignment
+from autograder.sandbox.bwrap import UID_RANGE
+
+from . import adversarial_cohort as adv
+from .conftest import REPO, SANDBOXED
+
+pytestmark = pytest.mark.skipif(not SANDBOXED, reason="the adversarial suite needs bubblewrap (bwrap)")
+
+A = adv.ASSIGNMENT
+LIMITS = {"notebook_timeout_s": 90, "cell_timeout_s": 45, "memory_gb": 2}
+REFERENCE_S = 10.0       # cached reference training time: the batch does not re-measure it
+HIDDEN_LABELS = b"0102030904" + bytes(range(10)) * 10   # what a snooping model would read
+
+
+def hashes(*roots: Path) -> dict[str, str]:
+    """Every file under the roots (bytecode caches aside: the host's own imports write them)."""
+    found = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")) if Path(root).is_dir() else [Path(root)]:
+            if path.is_file() and "__pycache__" not in path.parts:
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+REPO_FOLDERS = [REPO / "reference", REPO / "rubrics", REPO / "assignments", REPO / "release", REPO / "autograder"]
+
+
+def work_folders(work) -> list[Path]:
+    return [work.source_dir, work.release_dir, work.submitted_dir]
+
+
+PLANT = "planted by a student"
+
+
+@pytest.fixture(scope="module")
+def batch(course, tmp_path_factory):
+    root = tmp_path_factory.mktemp("adversarial")
+    root.chmod(0o755)
+    outside = root / "outside"       # only code running outside the sandbox could write here
+    outside.mkdir()
+    hidden = root / "hidden"
+    (hidden / "MNIST" / "raw").mkdir(parents=True)
+    (hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(HIDDEN_LABELS)
+    tiny = replace(course.profiles["tiny"], **LIMITS)
+    work = course.with_work(root / "course", profiles={**course.profiles, "tiny": tiny}, hidden_data_root=hidden)
+    build_assignment(work, A)
+    release_assignment(work, A)
+    secret = course_secret(work.cache_dir)
+    store_reference_seconds(work.cache_dir, A, "tiny", machine_key(), REFERENCE_S)
+    source_nb = nbformat.read(work.source_notebook(A), as_version=4)
+    release_nb = nbformat.read(work.release_notebook(A), as_version=4)
+    forged = outside / "forged.ipynb"
+    nbformat.write(adv.forged_executed_notebook(source_nb), forged)
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    targets = adv.Targets(
+        secret=str(work.cache_dir / "secret_seed"), gradebook=work.db_url.removeprefix("sqlite:///"),
+        hidden_labels=str(hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"),
+        victim=str(work.submitted_dir / adv.VICTIM / A / f"{A}.ipynb"), source_notebook=str(work.source_notebook(A)),
+        reference=str(REPO / "reference" / f"{A}.py"), repo_rubric=str(REPO / "rubrics" / f"{A}.yaml"),
+        release_notebook=str(work.release_notebook(A)), outside=str(outside), forged_notebook=str(forged),
+        port=server.getsockname()[1])
+    students = adv.cohort(source_nb, release_nb, targets)
+    adv.write(work, students)
+    host_tmp_plant = Path("/tmp/planted-by-student.txt")
+    planted_before = host_tmp_plant.exists()
+    before, repo_before = hashes(*work_folders(work)), hashes(*REPO_FOLDERS)
+    outside_before = sorted(p.name for p in outside.iterdir())
+
+    outcome = grade_assignment(work, A, "tiny", sandboxed=True, workers=2, log=lambda message: None)
+
+    connections = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+            conn.close()
+            connections += 1
+        except BlockingIOError:
+            break
+    server.close()
+    return {
+        "work": work, "outcome": outcome, "by": {r.student: r for r in outcome.results}, "secret": str(secret),
+        "students": students, "targets": targets, "before": before, "after": hashes(*work_folders(work)),
+        "repo_before": repo_before, "repo_after": hashes(*REPO_FOLDERS),
+        "outside_before": outside_before, "outside_after": sorted(p.name for p in outside.iterdir()),
+        "connections": connections, "host_tmp_planted": host_tmp_plant.exists() and not planted_before,
+    }
+
+
+def parts(result) -> dict:
+    return {p.id: p for p in result.parts}
+
+
+def cell_points(result, grade_id: str) -> float:
+    return parts(result)["tests"].details["cells"][grade_id]
+
+
+def executed(result):
+    path = Path(result.output_dir) / "work" / f"{A}.ipynb"
+    return nbformat.read(path, as_version=4) if path.is_file() and not path.is_symlink() else None
+
+
+def attack(result) -> dict:
+    nb = executed(result)
+    return adv.attack_report(nb) if nb else {}
+
+
+EXPECTED_STATUS = {
+    adv.HONEST: "graded", adv.VICTIM: "invalid",
+    # sandbox attacks on an otherwise blank notebook: it fails at its first NotImplementedError
+    "reads_secrets": "failed", "network": "failed", "writes_outside": "failed", "huge_output": "failed",
+    "fork_bomb": "crashed", "memory_hog": "crashed", "endless_loop": "timeout", "kills_parent": "crashed",
+    "exec_link": "crashed",
+    # attacks on the test cells, with only the network written
+    "edits_tests": "failed", "param_override": "failed", "wrong_kernel": "failed", "sys_exit": "failed",
+    "no_tracebacks": "failed", "stderr_noise": "failed",
+    # complete notebooks that lie or tamper with their export
+    "fake_accuracy": "graded", "fake_timing": "graded", "monkeypatch": "graded", "pickles": "graded",
+    "pt2_pickled_inputs": "graded", "pt2_reads_files": "graded", "links_and_forgery": "graded",
+}
+
+
+# ---------------------------------------------------------------- the batch as a whole
+
+def test_every_submission_has_the_right_status(batch):
+    statuses = {s: r.status for s, r in batch["by"].items()}
+    assert set(statuses) == set(batch["students"]) == set(EXPECTED_STATUS)
+    assert statuses == EXPECTED_STATUS, {s: (r.status, r.message) for s, r in batch["by"].items()
+                                         if r.status != EXPECTED_STATUS.get(s)}
+
+
+def test_the_honest_submission_is_graded_as_usual(batch):
+    honest = batch["by"][adv.HONEST]
+    p = parts(honest)
+    assert p["tests"].points == p["tests"].max_points == 6
+    assert p["accuracy"].points == 10 and honest.evaluation["test"]["accuracy"] >= 0.9
+    assert p["timing"].points == 4, p["timing"].explanation
+    assert honest.flags == []
+
+
+def test_no_hostile_submission_scores_more_than_the_honest_one(batch):
+    honest = batch["by"][adv.HONEST]
+    for student, result in batch["by"].items():
+        assert result.score <= honest.score, (student, result.score)
+        for part in result.parts:  # part by part too: nothing is inflated anywhere
+            best = parts(honest)[part.id].points or 0
+            assert (part.points or 0) <= best, (student, part.id, part.points)
+
+
+def test_nothing_outside_the_output_folders_changed(batch):
+    """The work folder's course folders are compared byte for byte. The repository's are shared
+    with other work in progress (a file may be rebuilt during the run), so a file there that
+    changed must show no sign of a notebook: not owned by a sandbox uid, no planted text."""
+    changed = {k for k in set(batch["before"]) | set(batch["after"]) if batch["before"].get(k) != batch["after"].get(k)}
+    assert not changed
+    repo_changed = {k for k in set(batch["repo_before"]) | set(batch["repo_after"])
+                    if batch["repo_before"].get(k) != batch["repo_after"].get(k)}
+    assert (REPO / "rubrics" / f"{A}.yaml").is_file() and (REPO / "reference" / f"{A}.py").is_file()
+    for path in map(Path, repo_changed):
+        if path.exists():
+            assert path.stat().st_uid not in UID_RANGE and os.stat(path.parent).st_uid not in UID_RANGE, path
+            assert PLANT not in path.read_text(errors="replace") and "planted" not in path.name, path
+    import site
+    assert not any((Path(p) / "sitecustomize.py").exists() for p in site.getsitepackages())
+    assert batch["outside_after"] == batch["outside_before"] == ["forged.ipynb"]   # no payload ran outside
+    assert not batch["host_tmp_planted"]
+
+
+def test_no_secret_reaches_any_output(batch):
+    """The secret seed, the hidden labels and the other student's file appear in no file the
+    grading wrote for a hostile student: results, executed notebooks, artifacts, feedback."""
+    work = batch["work"]
+    secrets = [batch["secret"], adv.VICTIM_MARKER, "SQLite format 3", HIDDEN_LABELS[:10].decode()]
+    for student in batch["by"]:
+        if student == adv.VICTIM:
+            continue
+        for folder in (work.autograded_dir / student, work.feedback_dir / student):
+            for path in folder.rglob("*"):
+                if path.is_file() and not path.is_symlink() and path.suffix in (".json", ".ipynb", ".html", ".txt"):
+                    text = path.read_text(errors="replace")
+                    for secret in secrets:
+                        assert secret not in text, (student, path, secret)
+
+
+# ---------------------------------------------------------------- the sandbox
+
+def test_reading_hidden_files_gets_nothing(batch):
+    leaks = attack(batch["by"]["reads_secrets"])
+    assert leaks, "the reading notebook did not report"
+    for name in ("secret", "secret_relative", "gradebook", "gradebook_relative", "hidden_labels", "victim",
+                 "victim_relative", "source_notebook", "reference", "shadow"):
+        assert leaks[name].startswith("DENIED"), (name, leaks[name])
+    # only the folders leading to its own working folder exist: no other student, no course file
+    assert leaks["listing_course"] == ["autograded"] and leaks["listing_students"] == ["reads_secrets"]
+    assert leaks["listing_home"] == ["work"]
+    assert leaks["listing_outside"].startswith("DENIED")
+
+
+def test_no_network(batch):
+    net = attack(batch["by"]["network"])
+    assert net and all(v.startswith("DENIED") for v in net.values()), net
+    assert batch["connections"] == 0
+
+
+@pytest.mark.parametrize("student, words", [("fork_bomb", "processes"), ("memory_hog", "memory"),
+                                            ("endless_loop", "limit"), ("kills_parent", "")])
+def test_resource_attacks_are_stopped(batch, student, words):
+    result = batch["by"][student]
+    assert words in result.message
+    assert result.score == 0
+
+
+def test_writes_outside_the_working_folder_fail(batch):
+    writes = attack(batch["by"]["writes_outside"])
+    for name in ("repo_rubric", "package", "sitecustomize", "release", "victim", "outside", "secret",
+                 "chmod_package", "unlink_rubric", "mkdir_outside"):
+        assert writes[name].startswith("DENIED"), (name, writes[name])
+    # whatever did "succeed" (the sandbox's private /tmp) left nothing on the host: see the hash test
+
+
+def test_huge_output_is_capped_and_flagged(batch):
+    result = batch["by"]["huge_output"]
+    assert "output_truncated" in result.flags                                   # the raw stdout
+    assert any(f.startswith("notebook_outputs_truncated") for f in result.flags)  # the notebook's outputs
+    notebook = Path(result.output_dir) / "work" / f"{A}.ipynb"
+    assert notebook.stat().st_size < 2**20
+    assert attack(result) == {"ran": True}   # the notebook went on running after its output was cut
+
+
+# ---------------------------------------------------------------- the notebook
+
+def test_deleted_and_edited_cells_are_restored(batch):
+    result = batch["by"]["edits_tests"]
+    assert "test_lenet5_architecture" in result.restored_cells
+    assert {"test_training (was missing)", "export (was missing)", "setup (was missing)"} <= set(result.restored_cells)
+    assert cell_points(result, "test_lenet5_architecture") == 0   # the wrong network fails the restored test
+
+
+def test_grading_parameters_cannot_be_overridden(batch):
+    result = batch["by"]["param_override"]
+    nb = executed(result)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected = next(i for i, t in enumerate(tags) if "injected-parameters" in t)
+    assert nb.cells[injected - 1].metadata["nbgrader"]["grade_id"] == "parameters"   # after the instructor's cell
+    assert sum("parameters" in t for t in tags) == 1                                   # the student's tag is gone
+    seen = attack(result)   # what the notebook saw after the parameters: the grader's values, not its own
+    assert seen == {"artifact_dir": str(Path(result.output_dir) / "work" / "artifacts"), "profile": "tiny", "seed": 0}
+
+
+def test_wrong_kernel_name_is_replaced(batch):
+    result = batch["by"]["wrong_kernel"]
+    assert executed(result).metadata["kernelspec"]["name"] == "python3"
+    assert attack(result) == {"ran": True}
+
+
+def test_exiting_early_or_hiding_tracebacks_does_not_pass_a_test(batch):
+    for student in ("sys_exit", "no_tracebacks"):
+        result = batch["by"][student]
+        assert cell_points(result, "test_lenet5_architecture") == 0, student
+        assert "test_lenet5_architecture" in {e["cell"] for e in result.cell_errors}, student
+    exits = [e for e in batch["by"]["sys_exit"].cell_errors if e["ename"] == "SystemExit"]
+    assert {e["cell"] for e in exits} >= {"test_lenet5_architecture"} and len(exits) == 2
+    # with tracebacks hidden the failing cells still count as failed
+    assert "NotImplementedError" in batch["by"]["no_tracebacks"].message
+
+
+def test_warnings_on_stderr_do_not_zero_a_passing_test(batch):
+    result = batch["by"]["stderr_noise"]
+    nb = executed(result)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_lenet5_architecture")
+    assert any(o.get("name") == "stderr" for o in test.outputs), "the noisy test wrote nothing to stderr"
+    assert cell_points(result, "test_lenet5_architecture") == 3
+
+
+# ---------------------------------------------------------------- claims
+
+def test_fake_accuracy_is_flagged_and_not_believed(batch):
+    result = batch["by"]["fake_accuracy"]
+    assert any("reported validation accuracy 0.999" in f for f in result.flags)
+    assert result.evaluation["val_accuracy"] < 0.95
+    assert parts(result)["accuracy"].points == 7
+
+
+def test_training_outside_the_timed_cell_still_counts(batch):
+    result = batch["by"]["fake_timing"]
+    assert result.timings["train_s"] >= 8, result.timings        # the 'earlier' cell is part of the timed work
+    nb = executed(result)
+    assert sum("train" in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+def test_monkeypatching_the_kernel_changes_nothing_the_grader_measures(batch):
+    result = batch["by"]["monkeypatch"]
+    assert result.evaluation["test"]["accuracy"] < 0.5          # the untrained model, measured outside the kernel
+    assert result.evaluation["reported"]["val_accuracy"] == 1.0
+    assert parts(result)["accuracy"].points == 0 and parts(result)["timing"].points == 0
+    assert any("differs from the measured" in f for f in result.flags)
+
+
+# ---------------------------------------------------------------- the export
+
+@pytest.mark.parametrize("student", ["pickles", "pt2_pickled_inputs", "pt2_reads_files"])
+def test_malicious_exports_are_refused_without_running_them(batch, student):
+    result = batch["by"][student]
+    accuracy = parts(result)["accuracy"]
+    assert accuracy.points == 0 and "could not be loaded" in accuracy.explanation, accuracy.explanation
+    assert "test" not in result.evaluation
+
+
+def test_pickled_tensors_are_not_unpickled(batch):
+    artifacts = Path(batch["by"]["pickles"].output_dir) / "work" / "artifacts"
+    ctx = EvalContext(artifacts, artifacts, "mnist", "tiny", None, None, 0)
+    with pytest.raises(Exception):
+        ctx.tensors("tensors.pt")
+    assert batch["outside_after"] == ["forged.ipynb"]
+
+
+def test_links_and_a_forging_process_are_defeated(batch):
+    result = batch["by"]["links_and_forgery"]
+    artifacts = Path(result.output_dir) / "work" / "artifacts"
+    leftovers = [p for p in artifacts.rglob("*") if p.is_symlink() or (p.exists() and not (p.is_file() or p.is_dir()))]
+    assert leftovers == []
+    assert any("link" in f for f in result.flags), result.flags
+    assert result.evaluation.get("history") == {} and result.evaluation.get("reported") == {}
+    assert cell_points(result, "test_lenet5_architecture") == 0      # not the forged 'pass'
+    assert result.timings["train_s"] > 0.05                         # not the forged 10 ms
+    assert parts(result)["accuracy"].points > 0                     # its own real model is still scored
+
+
+def test_a_linked_executed_notebook_is_not_read(batch):
+    result = batch["by"]["exec_link"]
+    assert result.score == 0
+    assert not (Path(result.output_dir) / "work" / f"{A}.ipynb").is_symlink()
+
+
+# ---------------------------------------------------------------- the evaluator's loader, directly
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import torch
+
+    from autograder.student import export_for_grading
+
+    folder = tmp_path_factory.mktemp("export")
+    export_for_grading(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), torch.zeros(2, 1, 2, 2), folder)
+    return (folder / "model.pt2").read_bytes()
+
+
+def _rewrite(data: bytes, transform) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            result = transform(info.filename, src.read(info.filename))
+            if result is not None:
+                z.writestr(info.filename, result)
+    return out.getvalue()
+
+
+class _Marker:
+    path = ""
+
+    def __reduce__(self):
+        return (exec, (f"open({self.path!r}, 'w').write('ran')",))
+
+
+def _crafted(kind: str, data: bytes, marker: Path) -> bytes:
+    _Marker.path = str(marker)
+    code = f"open({str(marker)!r}, 'w').write('ran')"
+    if kind == "pickled_inputs":
+        return _rewrite(data, lambda n, b: pickle.dumps(_Marker()) if n.endswith("sample_inputs/model.pt") else b)
+    if kind == "pickled_weights":
+        def weights(name, blob):
+            if name.endswith("model_weights_config.json"):
+                cfg = json.loads(blob)
+                for entry in cfg["config"].values():
+                    entry["use_pickle"] = True
+                return json.dumps(cfg).encode()
+            return pickle.dumps(_Marker()) if "/data/weights/weight_" in name else blob
+        return _rewrite(data, weights)
+    if kind == "sympy":
+        evil = json.dumps(f"(exec({code!r}) or Symbol)(")[1:-1].encode()
+        return _rewrite(data, lambda n, b: b.replace(b"Symbol(", evil) if n.endswith("models/model.json") else b)
+    if kind == "guards":
+        def guards(name, blob):
+            if name.endswith("models/model.json"):
+                model = json.loads(blob)
+                model["guards_code"] = [f"open('{marker}', 'w').write('ran') > 0"]
+                return json.dumps(model).encode()
+            return blob
+        return _rewrite(data, guards)
+    if kind == "aoti":
+        prefix = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
+        out = io.BytesIO(data)
+        with zipfile.ZipFile(out, "a") as z:
+            z.writestr(f"{prefix}/data/aotinductor/model/model.so", b"\x7fELF")
+        return out.getvalue()
+    if kind == "raw_pickle":
+        return pickle.dumps(_Marker())
+    if kind == "not_a_zip":
+        return b"\x00" * 100
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["pickled_inputs", "pickled_weights", "sympy", "guards", "aoti", "raw_pickle",
+                                  "not_a_zip"])
+def test_crafted_archives_are_refused_before_any_code_runs(exported, tmp_path, kind):
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    marker = tmp_path / "marker"
+    (artifacts / "model.pt2").write_bytes(_crafted(kind, exported, marker))
+    ctx = EvalContext(artifacts, tmp_path, "mnist", "tiny", None, None, 0)
+    with pytest.raises(Exception) as info:
+        ctx.program().module()(__import__("torch").zeros(2, 1, 2, 2))
+    assert not marker.exists(), f"{kind}: the crafted archive ran code ({info.value})"
+
+
+def test_the_loader_still_loads_an_honest_export(exported, tmp_path):
+    import torch
+
+    (tmp_path / "model.pt2").write_bytes(exported)
+    ctx = EvalContext(tmp_path, tmp_path, "mnist", "tiny", None, None, 0)
+    assert ctx.program().module()(torch.zeros(5, 1, 2, 2)).shape == (5, 3)
+
+
+def test_a_program_that_reads_files_is_refused(tmp_path):
+    import torch
+
+    @torch.library.register_fake("aten::from_file", allow_override=True)
+    def _fake(filename, shared=None, size=0, *, dtype=None, layout=None, device=None, pin_memory=None):
+        return torch.empty(size, dtype=dtype or torch.float32)
+
+    class Snoop(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.from_file(os.devnull, shared=False, size=0, dtype=torch.float32).sum()
+
+    program = torch.export.export(Snoop(), (torch.zeros(2, 3),))
+    torch.export.save(program, tmp_path / "model.pt2")
+    ctx = EvalContext(tmp_path, tmp_path, "mnist", "tiny", None, None, 0)
+    with pytest.raises(Exception, match="from_file"):
+        ctx.program()
+
+
+def test_artifacts_that_are_links_or_fifos_are_not_opened(tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"val_accuracy": 0.123}')
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "figures").mkdir(parents=True)
+    (artifacts / "history.json").symlink_to(secret)
+    (artifacts / "figures" / "training_curve.png").symlink_to(secret)
+    os.mkfifo(artifacts / "reported.json")   # opening it would block the evaluator forever
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "tensors.pt").write_bytes(b"")
+    (artifacts / "sub").symlink_to(tmp_path / "elsewhere")
+    ctx = EvalContext(artifacts, tmp_path, "mnist", "tiny", None, None, 0)
+    for call in (lambda: ctx.json("history.json"), lambda: ctx.json("reported.json"),
+                 lambda: ctx.tensors("sub/tensors.pt"), lambda: ctx.json("../secret.json")):
+        with pytest.raises(ValueError):
+            call()
+    assert ctx.figure("training_curve") is None
+
+
+@pytest.mark.parametrize("content", [
+    "[" * 100_000 + "]" * 100_000,                                   # nested too deeply
+    '{"history": ' + "[1," * 10 + "1" + "]" * 10 + ', "x": "' + "a" * 2_000_000 + '"}',   # too large
+    '{"val_accuracy": NaN, "train_loss": Infinity, "big": ' + "9" * 400 + ', "s": "' + "b" * 5000 + '"}',
+    '["not", "an", "object"]', "{not json", "",
+])
+def test_weird_json_is_read_safely(tmp_path, content):
+    from autograder.grading.evaluate import _plain_history, _plain_reported, _read_json
+
+    (tmp_path / "reported.json").write_text(content)
+    ctx = EvalContext(tmp_path, tmp_path, "mnist", "tiny", None, None, 0)
+    data = _read_json(ctx, "reported.json")
+    reported, history = _plain_reported(data), _plain_history(data)
+    json.dumps([reported, history], allow_nan=False)   # plain, finite, JSON-safe
+    assert all(len(str(v)) <= 200 for v in reported.values())
