@@ -206,7 +206,7 @@ def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden
         argv += ["--hidden-root", str(hidden_root)]
     if data_root:
         argv += ["--data-root", str(data_root)]
-    env = {**os.environ, "MPLBACKEND": "agg"}
+    env = {**os.environ, "MPLBACKEND": "agg", "OMP_WAIT_POLICY": "PASSIVE"}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     outcome = run_limited(argv, Limits(wall_seconds=timeout_s, memory_bytes=8 * 2**30), cwd=Path(out).parent, env=env)

@@ -45,6 +45,8 @@ class Execution:
 def _child_env(settings: ExecutionSettings) -> dict[str, str]:
     env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/local/bin:/usr/bin:/bin"}
+    # OpenMP threads that spin while waiting make torch crawl on a shared, busy CPU
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
     if settings.threads:  # Dask workers export OMP_NUM_THREADS=1, which would make CPU torch crawl
         env.update(OMP_NUM_THREADS=str(settings.threads), MKL_NUM_THREADS=str(settings.threads))
     return env
