@@ -71,23 +71,10 @@ ANSWERS = {
 }
 
 
-def _answer(nb, text: str):
-    nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "reflection":
-            cell.source = text
-    return nb
-
-
 def cohort(source_nb, release_nb) -> dict[str, object]:
     """student id -> notebook (or raw text for a file that is not a notebook)."""
     good = solved_release(source_nb, release_nb)
-    students = _cohort(good, release_nb)
-    return {s: _answer(nb, ANSWERS[s]) if s in ANSWERS else nb for s, nb in students.items()}
-
-
-def _cohort(good, release_nb) -> dict[str, object]:
-    return {
+    students = {
         "alice_reference": good,
         "bob_weaker": _edit(good, "hyperparameters", 'EPOCHS = {"tiny": 20, "full": 12}[profile]', "EPOCHS = 1"),
         "carol_raises": _edit(good, "lenet5", "x = torch.flatten(x, 1)", "x = x.view(-1, 401)  # wrong size"),
@@ -100,6 +87,7 @@ def _cohort(good, release_nb) -> dict[str, object]:
                                      "test_lenet5_architecture", "pass  # this test is in my way"),
         "grace_not_a_notebook": "this is my homework, I wrote it in a text editor",
     }
+    return {s: _replace(nb, "reflection", ANSWERS[s]) if s in ANSWERS else nb for s, nb in students.items()}
 
 
 def write_cohort(course: Course, notebooks: dict) -> None:
