@@ -32,9 +32,9 @@ def _cell(spec: CellSpec, rubric: Rubric) -> nbformat.NotebookNode:
     if role == "markdown":
         return v4.new_markdown_cell(spec.source)
     if role == "answer":
-        part = next((p for p in rubric.of_kind("reflection") if p.cell == gid), None)
+        part = next((p for p in rubric.answer_parts if p.cell == gid), None)
         if part is None:
-            raise BuildError(f"answer cell {gid!r} (line {spec.line}) has no reflection part in the rubric")
+            raise BuildError(f"answer cell {gid!r} (line {spec.line}) has no reflection or inquiry part in the rubric")
         return v4.new_markdown_cell(spec.source, metadata={
             "nbgrader": _nbgrader(gid, grade=True, solution=True, points=part.points)})
     if role == "code":
@@ -72,11 +72,12 @@ def _check_against_rubric(specs: list[CellSpec], rubric: Rubric, name: str) -> N
     for part in rubric.of_kind("timing"):
         if not any(s.role == part.cell for s in specs) and part.cell not in ids:
             raise BuildError(f"{name}: timing part {part.id!r} times cell {part.cell!r}, which the reference lacks")
-    for part in rubric.of_kind("reflection"):
+    for part in rubric.answer_parts:
         if part.cell not in ids:
-            raise BuildError(f"{name}: reflection part {part.id!r} needs an answer cell id={part.cell}")
-    if not specs or specs[-1].role != "export":
-        raise BuildError(f"{name}: the last cell must be the locked export cell (# %% export)")
+            raise BuildError(f"{name}: {part.kind} part {part.id!r} needs an answer cell id={part.cell}")
+    if rubric.evaluates_artifacts and (not specs or specs[-1].role != "export"):
+        raise BuildError(f"{name}: the last cell must be the locked export cell (# %% export): "
+                         "the rubric scores what it exports")
 
 
 def build_notebook(reference_source: str, rubric: Rubric, name: str = "<reference>") -> nbformat.NotebookNode:

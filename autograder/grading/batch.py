@@ -178,7 +178,7 @@ def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> None:
     """Near-duplicate written answers between students go to a human, as pairs."""
     from ..reflection import near_duplicates
 
-    for part in rubric.of_kind("reflection"):
+    for part in rubric.answer_parts:
         answers = {r.student: p.details["answer"] for r in results for p in r.parts
                    if p.id == part.id and p.details.get("answer")}
         by = {r.student: r for r in results}

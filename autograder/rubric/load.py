@@ -102,6 +102,9 @@ def _part(raw: dict) -> Part:
         return Part(**common, points=float(raw["points"]), cell=raw["cell"], bands=_bands(raw["bands"], "at_most"))
     if kind == "reflection":
         return Part(**common, points=float(raw["points"]), cell=raw["cell"], options=dict(raw.get("reflection", {})))
+    if kind == "inquiry":
+        checks = {k: float(v) for k, v in raw["inquiry"]["checks"].items()}
+        return Part(**common, points=sum(checks.values()), cell=raw["cell"], options=dict(raw["inquiry"]))
     return Part(**common, points=float(raw["points"]), options={"check": raw["check"], "options": raw.get("options", {})})
 
 
@@ -116,8 +119,13 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
     if expected_name and data["assignment"] != expected_name:
         fail(_node_at(root, ["assignment"]).start_mark.line + 1,
              f"assignment is {data['assignment']!r} but the file is for {expected_name!r}")
+    needs_data = [p["id"] for p in data["parts"] if p["kind"] in ("metric", "artifact", "inquiry")]
+    if needs_data and "dataset" not in data:
+        fail(1, f"part {needs_data[0]!r} looks at the exported model, so the rubric needs `dataset:` "
+                "(the registry name of the data it is evaluated on)")
     seen: dict[str, int] = {}
     cells: dict[str, str] = {}
+    answer_cells: dict[str, str] = {}
     for i, raw in enumerate(data["parts"]):
         line = _line_of_part(root, i)
         if raw["id"] in seen:
@@ -127,6 +135,12 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
             if cell in cells:
                 fail(line, f"test cell {cell!r} is scored by two parts ({cells[cell]!r} and {raw['id']!r})")
             cells[cell] = raw["id"]
+        if raw.get("cell") in answer_cells and raw["kind"] in ("reflection", "inquiry"):
+            fail(line, f"answer cell {raw['cell']!r} is scored by two parts ({answer_cells[raw['cell']]!r} and {raw['id']!r})")
+        if raw["kind"] in ("reflection", "inquiry"):
+            answer_cells[raw["cell"]] = raw["id"]
+        if raw["kind"] == "inquiry":
+            _check_inquiry(raw, line, fail)
         if raw["kind"] == "reflection" and "reflection" in raw:
             _check_reflection(raw, line, fail)
         bands = raw.get("bands", {})
@@ -157,6 +171,14 @@ def _check_reflection(raw: dict, line: int, fail) -> None:
         fail(line, f"part {raw['id']!r}: reflection criteria: {exc}")
 
 
+def _check_inquiry(raw: dict, line: int, fail) -> None:
+    spec = raw["inquiry"]
+    unknown = sorted(set(spec["baseline"]) - set(spec["variables"]))
+    if unknown:
+        fail(line, f"part {raw['id']!r}: baseline variables {', '.join(unknown)} have no entry under `variables` "
+                   "(how students name them and which mechanisms count)")
+
+
 def parse_rubric(text: str, source: str = "<rubric>", expected_name: str | None = None) -> Rubric:
     try:
         root = yaml.compose(text)
@@ -173,7 +195,7 @@ def parse_rubric(text: str, source: str = "<rubric>", expected_name: str | None 
     _cross_check(data, root, source, expected_name)
     return Rubric(
         assignment=data["assignment"], title=data["title"], version=int(data["version"]),
-        dataset=data["dataset"], parts=tuple(_part(p) for p in data["parts"]),
+        dataset=data.get("dataset"), parts=tuple(_part(p) for p in data["parts"]),
         limits=data.get("limits", {}), path=None if source.startswith("<") else Path(source),
     )
 

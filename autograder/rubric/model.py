@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact")
+PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact", "inquiry")
 
 
 class RubricError(ValueError):
@@ -35,7 +35,7 @@ class Part:
         """The nbgrader grade cells holding this part's points in the gradebook."""
         if self.kind == "tests":
             return tuple(self.cells)
-        if self.kind == "reflection":
+        if self.kind in ("reflection", "inquiry"):
             return (self.cell,)
         return (f"rubric_{self.id}",)
 
@@ -45,7 +45,7 @@ class Rubric:
     assignment: str
     title: str
     version: int
-    dataset: str
+    dataset: str | None
     parts: tuple[Part, ...]
     limits: dict = field(default_factory=dict)
     path: Path | None = None
@@ -65,6 +65,16 @@ class Rubric:
 
     def test_points(self) -> dict[str, float]:
         return {cell: pts for p in self.of_kind("tests") for cell, pts in p.cells.items()}
+
+    @property
+    def answer_parts(self) -> tuple[Part, ...]:
+        """Parts scored from a written answer cell (the cell holds their points in nbgrader)."""
+        return tuple(p for p in self.parts if p.kind in ("reflection", "inquiry"))
+
+    @property
+    def evaluates_artifacts(self) -> bool:
+        """Whether the notebook must export something for the evaluator."""
+        return any(p.kind in ("metric", "artifact", "inquiry") for p in self.parts)
 
     def task_cell_parts(self) -> tuple[Part, ...]:
         """Parts scored by the grader outside any notebook cell (nbgrader task cells hold their points)."""

@@ -30,10 +30,29 @@ def _part(kind: str, required: list[str], extra: dict) -> dict:
     }
 
 
+INQUIRY = {
+    "type": "object",
+    "required": ["metric", "baseline", "checks", "variables"],
+    "additionalProperties": False,
+    "properties": {
+        "metric": {"type": "string"},                  # the logged metric the claims are about
+        "baseline": {"type": "object", "minProperties": 1},   # the configuration every student starts from
+        "checks": {"type": "object", "minProperties": 1,
+                   "propertyNames": {"enum": ["one_variable", "names_variable", "states_hypothesis", "numbers_match",
+                                              "direction_matches", "mechanism", "variance"]},
+                   "additionalProperties": _POINTS},
+        "tolerance": {"type": "number", "minimum": 0},   # quoted vs measured, absolute, metric units
+        "variables": {"type": "object", "minProperties": 1, "additionalProperties": {
+            "type": "object", "required": ["names", "mechanisms"], "additionalProperties": False,
+            "properties": {"names": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                           "mechanisms": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}},
+    },
+}
+
 PART = {
     "type": "object",
     "required": ["id", "kind"],
-    "properties": {"kind": {"enum": ["tests", "metric", "timing", "reflection", "artifact"]}},
+    "properties": {"kind": {"enum": ["tests", "metric", "timing", "reflection", "artifact", "inquiry"]}},
     "allOf": [
         _part("tests", ["cells"], {
             "cells": {"type": "object", "minProperties": 1,
@@ -50,6 +69,8 @@ PART = {
         # checked by content in the evaluator: `check` names a function in autograder/grading/checks
         _part("artifact", ["points", "check"], {
             "points": _POINTS, "check": {"type": "string"}, "options": {"type": "object"}}),
+        # the one-variable inquiry loop: the points are the checks' (see autograder/inquiry)
+        _part("inquiry", ["cell", "inquiry"], {"cell": _ID, "inquiry": INQUIRY}),
     ],
 }
 
@@ -70,13 +91,14 @@ LIMITS = {
 RUBRIC = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
-    "required": ["assignment", "title", "version", "dataset", "parts"],
+    "required": ["assignment", "title", "version", "parts"],
     "additionalProperties": False,
     "properties": {
         "assignment": _ID,
         "title": {"type": "string"},
         "version": {"type": "integer", "minimum": 1},
-        "dataset": {"type": "string"},   # the registry name the evaluator scores metric parts on
+        # the registry name the evaluator loads; needed when a part looks at the exported model
+        "dataset": {"type": "string"},
         "parts": {"type": "array", "minItems": 1, "items": PART},
         "limits": LIMITS,
     },
