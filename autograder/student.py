@@ -18,6 +18,7 @@ HISTORY_FILE = "history.json"
 REPORTED_FILE = "reported.json"
 FIGURES_DIR = "figures"
 TENSORS_FILE = "tensors.pt"
+EXPERIMENTS_FILE = "experiments.json"
 
 
 def select_device(preferred: str = "auto") -> torch.device:
@@ -45,7 +46,7 @@ def _finite(values):
 def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, artifact_dir: str | Path,
                        history: dict | None = None, reported: dict | None = None,
                        figures: dict | None = None, tensors: dict | None = None,
-                       programs: dict | None = None) -> Path:
+                       programs: dict | None = None, experiments: dict | None = None) -> Path:
     """Write what the grader evaluates into `artifact_dir` and return that folder.
 
     history:  {"train_loss": [...], "val_accuracy": [...], ...} one value per epoch.
@@ -53,6 +54,8 @@ def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, arti
     figures:  {"training_curve": matplotlib Figure, ...} saved as PNG.
     tensors:  {"filters": tensor, ...} saved to tensors.pt (the evaluator loads it weights-only).
     programs: {"feature_maps": (module, example_input), ...} more torch.export programs, <name>.pt2.
+    experiments: the inquiry loop's log {"baseline": {...}, "variant": {...}, "hypothesis": "...",
+              "runs": [{"config": "baseline", "seed": 0, "metrics": {"macro_f1": ...}}, ...]}.
     """
     out = Path(artifact_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,8 @@ def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, arti
     history = {key: _finite(values) for key, values in (history or {}).items()}
     (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     (out / REPORTED_FILE).write_text(json.dumps(reported or {}, indent=1, default=float))
+    if experiments is not None:
+        (out / EXPERIMENTS_FILE).write_text(json.dumps(experiments, indent=1, default=float))
     if figures:
         (out / FIGURES_DIR).mkdir(exist_ok=True)
         for name, fig in figures.items():
