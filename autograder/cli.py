@@ -65,8 +65,11 @@ def cmd_verify(args) -> int:
     for name in _names(course, args.assignments):
         check = verify_assignment(course, name, args.profile, sandboxed=not args.unsandboxed, log=_log)
         r = check.result
-        _log(f"{name}: {r.status}, {r.score:g}/{r.max_score:g} "
-             f"(reflection pending manual grading), train {r.timings.get('train_s') or 0:.1f} s")
+        review = [p.id for p in r.parts if p.needs_review]
+        train = r.timings.get("train_s")
+        _log(f"{name}: {r.status}, {r.score:g}/{r.max_score:g}"
+             + (f" ({', '.join(review)} to be confirmed by an instructor)" if review else "")
+             + (f", train {train:.1f} s" if train else ""))
         for problem in check.problems:
             _log(f"  problem: {problem}")
         failed += not check.ok

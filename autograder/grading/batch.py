@@ -82,6 +82,8 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
                       remeasure: bool = False, log: Callable[[str], None] = print) -> float | None:
     """The reference solution's training time on this machine, measured once and cached."""
     name = rubric.assignment
+    if not rubric.of_kind("timing"):
+        return None     # nothing is timed: no reference run needed
     machine = machine_key()
     if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)):
         return cached

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..sandbox import Limits, run_limited
-from ..student import HISTORY_FILE, MODEL_FILE, REPORTED_FILE
+from ..student import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
 
 EVAL_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -146,6 +146,22 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
             "figures": {"confusion_matrix": str(out / CONFUSION_PNG)}}
 
 
+def _inquiry(ctx, data_root: str | None) -> dict:
+    """The inquiry loop's experiment log (shape-checked) and the exported variant model measured
+    again on the validation split, so that a log that does not belong to the model shows."""
+    from ..datasets import load_split
+    from ..inquiry import plain_log
+
+    result = {"log": plain_log(_read_json(ctx, EXPERIMENTS_FILE)), "exported": {}}
+    try:
+        val = load_split(ctx.dataset, "val", ctx.profile, data_root)
+        metrics = _metrics(val.labels, _predict(ctx.program(), val.images), val.classes)
+        result["exported"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "min_recall")}
+    except Exception as exc:
+        result["exported_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return result
+
+
 def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: str | None, cache_dir: Path,
         data_root: str | None) -> dict:
     import torch
@@ -174,6 +190,8 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
             result["figures"]["training_curve"] = str(out / CURVE_PNG)
         except Exception as exc:  # a malformed history costs the figure, not the evaluation
             result["history_error"] = f"{type(exc).__name__}: {exc}"
+    if rubric.of_kind("inquiry"):
+        result["inquiry"] = _inquiry(ctx, data_root)
     for part in rubric.of_kind("artifact"):
         check = run_check(part.options["check"], ctx, part.options.get("options", {}))
         result["checks"][part.id] = check

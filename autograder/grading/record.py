@@ -66,7 +66,7 @@ def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult])
                 # a manual score from formgrader always wins and is never reset by a regrade
                 grade.needs_manual_grade = bool(review) and grade.manual_score is None
             for part in result.parts:  # the scorer's reasons, shown beside the answer in formgrader
-                if part.kind == "reflection" and part.details.get("reasons"):
+                if part.kind in ("reflection", "inquiry") and part.details.get("reasons"):
                     comment = gb.find_comment(rubric.part(part.id).cell, result.assignment, result.assignment,
                                               result.student)
                     comment.auto_comment = f"Suggested {part.points:g}/{part.max_points:g}: " + "; ".join(part.details["reasons"])

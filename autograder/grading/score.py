@@ -134,6 +134,30 @@ def score_reflection(part: Part, data: ScoringInput) -> PartResult:
                                "criteria_met": s.criteria_met, "reasons": s.reasons})
 
 
+def score_inquiry(part: Part, data: ScoringInput) -> PartResult:
+    """The one-variable inquiry loop: each check of the logged experiment against the written
+    reflection earns its points and says why (autograder/inquiry)."""
+    from ..inquiry import grade_inquiry
+
+    cell = _grade_cells(data.executed).get(part.cell)
+    answer = (cell.source if cell is not None else "").strip()
+    inquiry = data.evaluation.get("inquiry") or {}
+    if not inquiry.get("log", {}).get("runs"):
+        why = data.evaluation.get("error") or "no experiment log was exported (the runs or the export cell did not finish)"
+        return PartResult(part.id, part.kind, part.title, 0.0, part.points, f"0 points: {why}",
+                          details={"answer": answer})
+    if answer == "YOUR ANSWER HERE":
+        answer = ""
+    unwrapped = "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
+    graded = grade_inquiry(part.options, data.profile, inquiry["log"], unwrapped, inquiry.get("exported"))
+    lines = [f"{'met' if c.passed else 'not met'}: {c.title} ({c.points:g}/{c.max_points:g}): {c.explanation}"
+             for c in graded.checks]
+    return PartResult(part.id, part.kind, part.title, graded.points, part.points, "; ".join(lines),
+                      needs_review=bool(graded.flags),
+                      details={"answer": answer, "checks": graded.to_dicts(), "flags": graded.flags,
+                               "reasons": lines + graded.flags})
+
+
 def score_artifact(part: Part, data: ScoringInput) -> PartResult:
     """A fraction of the points from the evaluator check named in the rubric."""
     check = data.evaluation.get("checks", {}).get(part.id)
@@ -156,6 +180,8 @@ def score_all(rubric: Rubric, data: ScoringInput) -> list[PartResult]:
             results[part.id] = score_reflection(part, data)
         elif part.kind == "artifact":
             results[part.id] = score_artifact(part, data)
+        elif part.kind == "inquiry":
+            results[part.id] = score_inquiry(part, data)
     # timing last: speed only counts for a model that learned something
     metric_ok = all((results[p.id].points or 0) > 0 for p in rubric.of_kind("metric"))
     for part in rubric.of_kind("timing"):

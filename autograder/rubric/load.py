@@ -173,7 +173,7 @@ def _check_reflection(raw: dict, line: int, fail) -> None:
 
 def _check_inquiry(raw: dict, line: int, fail) -> None:
     spec = raw["inquiry"]
-    unknown = sorted(set(spec["baseline"]) - set(spec["variables"]))
+    unknown = sorted({k for config in spec["baseline"].values() for k in config} - set(spec["variables"]))
     if unknown:
         fail(line, f"part {raw['id']!r}: baseline variables {', '.join(unknown)} have no entry under `variables` "
                    "(how students name them and which mechanisms count)")

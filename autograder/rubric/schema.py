@@ -36,7 +36,9 @@ INQUIRY = {
     "additionalProperties": False,
     "properties": {
         "metric": {"type": "string"},                  # the logged metric the claims are about
-        "baseline": {"type": "object", "minProperties": 1},   # the configuration every student starts from
+        # per profile, the configuration every student starts from
+        "baseline": {"type": "object", "minProperties": 1, "propertyNames": {"enum": ["tiny", "full"]},
+                     "additionalProperties": {"type": "object", "minProperties": 1}},
         "checks": {"type": "object", "minProperties": 1,
                    "propertyNames": {"enum": ["one_variable", "names_variable", "states_hypothesis", "numbers_match",
                                               "direction_matches", "mechanism", "variance"]},
