@@ -81,10 +81,12 @@ def check_notebook(path: Path, timeout_s: float = 600) -> CheckReport:
         for err in cell_errors(executed) if executed else []:
             if not err["cell"].startswith("test_"):
                 report.lines.append(("missing", f"cell '{err['cell']}' raised {err['ename']}: {err['evalue'][:120]}"))
-        seconds = cell_duration(executed, "train") if executed else None
-        report.lines.append(("info", f"training cell: {seconds:.1f} s on this machine" if seconds is not None
-                             else "training cell: did not complete"))
-        report.lines.append(_check_export(work / "artifacts"))
+        if any("train" in c.metadata.get("tags", []) for c in nb.cells):
+            seconds = cell_duration(executed, "train") if executed else None
+            report.lines.append(("info", f"training cell: {seconds:.1f} s on this machine" if seconds is not None
+                                 else "training cell: did not complete"))
+        if any(c.metadata.get("nbgrader", {}).get("grade_id") == "export" for c in nb.cells):
+            report.lines.append(_check_export(work / "artifacts"))
     report.lines.append(("info", "not checked here: hidden tests, accuracy on the hidden split, timing against "
                                  "the reference on the grading runner, and your written answers"))
     return report
