@@ -397,3 +397,14 @@ def test_embeddings_are_normalised():
     assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-4
     with pytest.raises(TypeError):
         embed("a single string")
+
+
+def test_a_later_negated_repeat_does_not_cancel_an_asserted_concept():
+    from autograder.reflection.concepts import _lexical, _prepare_sentence, phrase_stems
+
+    wanted = [phrase_stems("the block learns what to change", frozenset())]
+    asserted = _prepare_sentence("the block learns what to change about x, and if nothing should change it outputs zero",
+                                 frozenset())
+    assert _lexical(asserted, wanted) == (1.0, False)
+    denied = _prepare_sentence("the block never learns what to change", frozenset())
+    assert _lexical(denied, wanted) == (1.0, True)

@@ -183,10 +183,15 @@ def _lexical(sentence: _Sentence, phrase_stems: list[set[str]]) -> tuple[float, 
         width = len(wanted) + 3
         for start in range(max(1, len(seq) - width + 1)):
             window = range(start, min(len(seq), start + width))
-            hits = {seq[i]: sentence.stem_negated[i] for i in window if seq[i] in wanted}
+            hits: dict[str, bool] = {}   # a word is negated only if every occurrence of it is
+            for i in window:
+                if seq[i] in wanted:
+                    hits[seq[i]] = hits.get(seq[i], True) and sentence.stem_negated[i]
             cover = len(hits) / len(wanted)
-            if cover >= LEX_MIN and cover > best:
-                best, negated = cover, any(hits.values())
+            window_negated = any(hits.values())
+            # the best coverage wins; at equal coverage an asserted window beats a negated one
+            if cover >= LEX_MIN and (cover > best or (cover == best and negated and not window_negated)):
+                best, negated = cover, window_negated
     return best, negated
 
 
