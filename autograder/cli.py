@@ -166,17 +166,36 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def demo_table(name: str, results) -> Table:
+    """One row per submission: status, total, and the automatically scored parts that lost points
+    (every part is in the class report and the feedback)."""
+    table = Table(title=f"{name}: grades")
+    for col in ("student", "status", "total", "automatic parts below full points", "message"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("student", "status", "total"))
+    for r in sorted(results, key=lambda r: r.student):
+        lost = [f"{p.id} {p.points:g}/{p.max_points:g}" for p in r.parts
+                if p.kind not in ("reflection", "inquiry") and p.points is not None and p.points < p.max_points]
+        table.add_row(r.student, r.status, f"{r.score:g}/{r.max_score:g}", ", ".join(lost) or "-", r.message[:60])
+    return table
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .sandbox import bwrap_available
 
     course = _course(args)
     sandboxed = bwrap_available() and not args.unsandboxed
-    course, outcome = run_demo(course, Path(args.into), sandboxed, log=_log)
-    console.print(summary_table(outcome.results))
-    _log(f"class report: {outcome.report}\ngrades CSV:   {outcome.csv}\n"
-         f"gradebook:    {course.db_url} (try: cd {course.workdir} && nbgrader export)\n"
-         f"demo finished in {outcome.wall_s:.0f} s")
+    course, run = run_demo(course, Path(args.into), sandboxed, log=_log, assignments=args.assignments,
+                           workers=args.workers)
+    for name, outcome in run.outcomes.items():
+        console.print(demo_table(name, outcome.results))
+        _log(f"  class report: {outcome.report}\n  grades CSV:   {outcome.csv}\n"
+             f"  feedback:     {course.feedback_dir}/<student>/{name}/{name}.html")
+    if run.skipped:
+        _log(f"skipped (no demo cohort): {', '.join(run.skipped)}")
+    _log(f"gradebook:    {course.db_url} (try: cd {course.workdir} && nbgrader export)\n"
+         f"demo finished in {run.wall_s:.0f} s ({sum(len(o.results) for o in run.outcomes.values())} submissions "
+         f"of {len(run.outcomes)} assignments)")
     return 0
 
 
@@ -235,8 +254,11 @@ def parser() -> argparse.ArgumentParser:
     cal.add_argument("assignment")
     cal.set_defaults(func=cmd_calibrate)
 
-    d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder")
+    d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder, "
+                                    "a simulated cohort per assignment")
+    d.add_argument("assignments", nargs="*", help="only these (default: every assignment with a demo cohort)")
     d.add_argument("--into", default="demo-work", help="the demo's fresh work folder (default: demo-work)")
+    d.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
     d.add_argument("--unsandboxed", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

@@ -1,30 +1,39 @@
-"""demo: the whole path on the tiny profile in a fresh work folder.
+"""demo: the whole path on the tiny profile in a fresh work folder, for every assignment of the course.
 
-build -> release (with leak check) -> a simulated cohort -> grade (Dask) -> summary + reports.
-The cohort is made from the released notebook, filled in the way students would.
+build -> release (with leak check) -> a simulated cohort per assignment -> one Dask run that grades
+every submission of every assignment -> per assignment: gradebook, feedback, CSV, class report.
+The cohorts are made from the released notebooks, filled in the way students would.
+
+An assignment takes part when `COHORTS` has a cohort function for it (assignment -> function of
+the source and release notebooks); the others are skipped with a log line.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import nbformat
 
 from .build import build_assignment
-from .course import Course
-from .grading.batch import grade_assignment
+from .course import Course, CourseError
+from .grading.batch import BatchOutcome
 from .nbgrader_config import write_nbgrader_config
 from .release import release_assignment
 
-ASSIGNMENT = "lenet5_mnist"
-# Short limits so the endless notebook is stopped quickly; the reference needs well under this.
-DEMO_LIMITS = {"notebook_timeout_s": 150, "cell_timeout_s": 75}
+ASSIGNMENT = "lenet5_mnist"   # the first assignment; its cohort is the one the e2e and farm tests use
+PROFILE = "tiny"
+# Short limits where a cohort has a notebook that never ends, so that it is stopped quickly (the
+# LeNet-5 reference needs well under this); the other assignments keep the course's tiny limits.
+DEMO_LIMITS = {"lenet5_mnist": {"notebook_timeout_s": 150, "cell_timeout_s": 75}}
+
+CohortFn = Callable[[object, object], dict[str, object]]
 
 
 def _strip_markers(source: str) -> str:
@@ -62,6 +71,16 @@ def _replace(nb, grade_id: str, source: str):
     return nb
 
 
+def _answers(nb, answers: dict[str, str]):
+    """A student's own written answers (their own words: a copy of the reference's would be
+    flagged as a near-duplicate of the honest student's)."""
+    for grade_id, text in answers.items():
+        nb = _replace(nb, grade_id, text)
+    return nb
+
+
+# ---- LeNet-5 on MNIST: the seven ways a submission can go ------------------------------------
+
 # Written answers of varied quality: the reflection scorer suggests points, flags gaming.
 ANSWERS = {
     "bob_weaker": "I got about 60% accuracy after one epoch. I think more epochs would help.",
@@ -72,7 +91,7 @@ ANSWERS = {
 
 
 def cohort(source_nb, release_nb) -> dict[str, object]:
-    """student id -> notebook (or raw text for a file that is not a notebook)."""
+    """LeNet-5: student id -> notebook (or raw text for a file that is not a notebook)."""
     good = solved_release(source_nb, release_nb)
     students = {
         "alice_reference": good,
@@ -90,9 +109,109 @@ def cohort(source_nb, release_nb) -> dict[str, object]:
     return {s: _replace(nb, "reflection", ANSWERS[s]) if s in ANSWERS else nb for s, nb in students.items()}
 
 
-def write_cohort(course: Course, notebooks: dict) -> None:
+lenet5_cohort = cohort
+
+
+# ---- the other assignments: the reference, and one plausible wrong submission each ---------------
+
+HONEST = "alice_reference"   # the same honest student in every assignment: the reference solution
+
+
+def vgg16_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The wrong one fine-tunes the whole network after training the head: the backbone's
+    weights change during training (the frozen-backbone check and a hidden test notice)."""
+    good = solved_release(source_nb, release_nb)
+    last = '        history["val_accuracy"].append(head_accuracy(head, val_x, val_y))\n'
+    unfrozen = _edit(good, "train_head", last, last + (
+        "    # then fine-tune the whole network, backbone included, on a few batches of images\n"
+        "    model.features.requires_grad_(True)\n"
+        "    whole = torch.optim.Adam(model.parameters(), lr=1e-4)\n"
+        "    model.train()\n"
+        "    for start in range(0, 128, 64):\n"
+        "        images = train_split.images[start:start + 64].to(device)\n"
+        "        loss = F.cross_entropy(model(images), train_split.labels[start:start + 64].to(device))\n"
+        "        whole.zero_grad()\n"
+        "        loss.backward()\n"
+        "        whole.step()\n"))
+    return {HONEST: good, "heidi_unfrozen_backbone": _answers(unfrozen, {"reflection": (
+        "The cached features are fine because VGG16 was trained on ImageNet and already knows what flowers look "
+        "like. After the head had converged I also fine-tuned all layers for a couple of batches with a small "
+        "learning rate of 1e-4, because more trainable parameters usually give a better accuracy and the small "
+        "learning rate keeps the pre-trained weights from being destroyed. With more images I would unfreeze "
+        "everything from the start and train longer.")})}
+
+
+def alexnet_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The wrong one returns the feature maps with rows and columns swapped."""
+    good = solved_release(source_nb, release_nb)
+    transposed = _edit(good, "feature_maps", "return F.relu(model.features[0](image))",
+                       "return F.relu(model.features[0](image)).permute(0, 2, 1)  # channel, x, y")
+    return {HONEST: good, "ivan_transposed_maps": _answers(transposed, {"reflection": (
+        "Filter 5 looks like a diagonal edge from dark to light and filter 12 like a green blob; the first one is "
+        "bright along the edges of the vase, the second on the leaves. The first layer works directly on the RGB "
+        "pixels, so its weights are small pictures we can look at. Deeper filters combine the maps of earlier "
+        "layers, so their weights are not pictures; to see what they respond to I would look for the images or "
+        "patches that activate them most.")})}
+
+
+def googlenet_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The wrong one smooths the history before it is plotted, reported and exported: the curves
+    no longer belong to the exported model."""
+    good = solved_release(source_nb, release_nb)
+    smoothed = _edit(good, "plot_curves", "    return fig", (
+        "    return fig\n\n\n"
+        "def smooth(values, keep=0.6):\n"
+        "    out, level = [], values[0]\n"
+        "    for value in values:\n"
+        "        level = keep * level + (1 - keep) * value\n"
+        "        out.append(level)\n"
+        "    return out\n\n\n"
+        "# the raw curves are noisy: hand in smoothed ones\n"
+        "history = {name: smooth(values) for name, values in history.items()}"))
+    return {HONEST: good, "judy_smoothed_curves": _answers(smoothed, {"fitting_analysis": (
+        "The smoothed curves rise steadily and the training and validation accuracies stay close together, the "
+        "gap is only a few points at the first, middle and last epoch, so the network neither overfits nor "
+        "underfits much. The short training on the tiny profile is the main limit; I would train for more epochs "
+        "with data augmentation so that the network sees more varied images and generalizes better.")})}
+
+
+def csxa_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The wrong one ignores the imbalance (equal class weights) and trains with a learning rate 100
+    times too large: the network collapses to predicting the most frequent class for nearly every
+    image. (Equal weights alone are not wrong enough on tiny: the stand-in is easy enough that
+    every class is still recognized.)"""
+    good = solved_release(source_nb, release_nb)
+    unweighted = _edit(good, "class_weights", "return len(labels) / (num_classes * counts.clamp_min(1))",
+                       "return torch.ones(num_classes)  # every class counts the same")
+    unweighted = _edit(unweighted, "hyperparameters", 'LR = {"tiny": 0.02, "full": 0.01}[profile]',
+                       "LR = 2.0  # bigger steps, faster training")
+    return {HONEST: good, "ken_majority_class": _answers(unweighted, {
+        "reflection_overfitting": (
+            "The validation loss is lowest around the middle of training and then goes up again while the training "
+            "loss keeps falling, so the model starts to memorize the training images. Early stopping keeps the "
+            "weights of the best epoch, before the overfitting starts."),
+        "reflection_imbalance": (
+            "Kyphotic is the rarest class. In the confusion matrix its row has the lowest value on the diagonal. "
+            "I did not use a weighted loss because the accuracy was already good without it, and every image "
+            "should count the same."),
+        "reflection_interpretability": (
+            "For the correct images the heatmap mostly lies on the spine. For the misclassified ones it is more "
+            "spread out and partly on the background, so the network was looking at the wrong place.")})}
+
+
+# assignment -> cohort function; an assignment without one is skipped by the demo
+COHORTS: dict[str, CohortFn] = {
+    "lenet5_mnist": lenet5_cohort,
+    "vgg16_transfer": vgg16_cohort,
+    "alexnet_filters": alexnet_cohort,
+    "googlenet_cifar10": googlenet_cohort,
+    "resnet50_csxa": csxa_cohort,
+}
+
+
+def write_cohort(course: Course, notebooks: dict, assignment: str = ASSIGNMENT) -> None:
     for student, nb in notebooks.items():
-        path = course.submitted_dir / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        path = course.submitted_dir / student / assignment / f"{assignment}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(nb, str):
             path.write_text(nb)
@@ -100,25 +219,133 @@ def write_cohort(course: Course, notebooks: dict) -> None:
             nbformat.write(nb, path)
 
 
-def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str], None] = print):
+# ---- grading every assignment in one Dask run ---------------------------------------------------
+
+@dataclass
+class DemoRun:
+    outcomes: dict[str, BatchOutcome]                  # assignment -> its graded batch
+    reference_s: dict[str, float | None] = field(default_factory=dict)   # reference training times
+    skipped: list[str] = field(default_factory=list)   # assignments without a cohort function
+    wall_s: float = 0.0
+
+    def results(self, assignment: str) -> dict:
+        return {r.student: r for r in self.outcomes[assignment].results}
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _with_limits(settings, limits: dict):
+    """Execution settings with the demo's own notebook and cell time limits."""
+    return replace(settings, cell_timeout_s=limits.get("cell_timeout_s", settings.cell_timeout_s),
+                   limits=replace(settings.limits,
+                                  wall_seconds=limits.get("notebook_timeout_s", settings.limits.wall_seconds)))
+
+
+def grade_all(course: Course, names: list[str], sandboxed: bool, log: Callable[[str], None] = print,
+              workers: int | None = None) -> tuple[dict[str, BatchOutcome], dict[str, float | None]]:
+    """Grade the submissions of several assignments in one Dask cluster and one dispatch.
+
+    `grade_assignment` grades one assignment per call, with its own cluster, and measures the
+    reference in this process before dispatching; this puts the same steps (from
+    grading.batch and grading.dispatch) around one cluster: the reference of every assignment is
+    measured on the cluster in parallel, then every submission of every assignment is one task of
+    a single dispatch, then each assignment is recorded and reported as `grade_assignment` does."""
+    from dask.distributed import as_completed
+
+    from .datasets.hidden import course_secret
+    from .grading import record
+    from .grading.batch import discover, execution_settings, finish, make_task, reference_seconds
+    from .grading.dispatch import InterruptedBatch, default_workers, dispatch, grading_client
+    from .rubric import load_rubric
+
+    start = time.perf_counter()
+    rubrics = {n: load_rubric(course.rubric_dir / f"{n}.yaml", n) for n in names}
+    subs = {n: discover(course, n) for n in names}
+    total = sum(len(s) for s in subs.values())
+    workers = workers or default_workers(total)
+    threads = max(1, (os.cpu_count() or 1) // workers)   # as grade_assignment: cores shared by the workers
+    settings = {n: _with_limits(execution_settings(course, rubrics[n], PROFILE, sandboxed, threads),
+                                DEMO_LIMITS.get(n, {})) for n in names}
+    for name in names:
+        record.ensure_assignment_in_gradebook(course, name)
+    course_secret(course.cache_dir)  # created by the client, before workers race for it
+    elapsed = lambda: f"{time.perf_counter() - start:4.0f} s"  # noqa: E731
+    results = []
+    with grading_client(workers) as client:
+        log(f"  {workers} local Dask worker(s), {threads} thread(s) each, "
+            f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
+        timed = [n for n in names if rubrics[n].of_kind("timing")]   # the others need no reference run
+        reference = {n: None for n in names}
+        log(f"  measuring the reference training time of {len(timed)} assignment(s) on the cluster, in parallel")
+        futures = {client.submit(reference_seconds, course, rubrics[n], PROFILE, settings[n], log=_quiet,
+                                 pure=False, key=f"reference-{n}"): n for n in timed}
+        for i, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            reference[name] = future.result()
+            seconds = f"{reference[name]:.1f} s" if reference[name] else "NOT MEASURED (the reference did not train)"
+            log(f"  [{i}/{len(timed)}] reference {name:<18} trains in {seconds}  ({elapsed()})")
+        tasks = [make_task(course, rubrics[n], s, PROFILE, settings[n], reference[n]) for n in names for s in subs[n]]
+        log(f"  grading {len(tasks)} submission(s) of {len(names)} assignment(s) in one dispatch")
+
+        def done(result) -> None:
+            record.write_attempt(result)  # at once: a killed run keeps every finished grade
+            results.append(result)
+            log(f"  [{len(results)}/{len(tasks)}] {result.assignment:<18} {result.student:<24} {result.status:<8} "
+                f"{result.score:5.1f}/{result.max_score:<3g} {result.message[:44]}  ({elapsed()})")
+
+        try:
+            dispatch(client, tasks, done)
+        except InterruptedBatch as stop:
+            log(f"interrupted: {len(stop.finished)} finished result(s) are kept")
+    log(f"3/3 record: gradebook, feedback, grades CSV and class report per assignment  ({elapsed()})")
+    outcomes = {n: finish(course, rubrics[n], [r for r in results if r.assignment == n], PROFILE, start)
+                for n in names}
+    return outcomes, reference
+
+
+def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str], None] = print,
+             assignments: list[str] | None = None, workers: int | None = None) -> tuple[Course, DemoRun]:
+    """Build, release, make the cohorts of, and grade `assignments` (default: every assignment of
+    the course that has a cohort function) in a fresh `workdir`."""
     start = time.perf_counter()
     workdir = Path(workdir).resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    demo_profile = replace(course.profile("tiny"), **DEMO_LIMITS)
-    course = course.with_work(workdir, profiles={**course.profiles, "tiny": demo_profile})
+    course = course.with_work(workdir)
     write_nbgrader_config(course)
     log(f"demo work folder: {workdir}")
-    log(f"1/4 build    -> {build_assignment(course, ASSIGNMENT).relative_to(workdir)}")
-    report = release_assignment(course, ASSIGNMENT)
-    log(f"2/4 release  -> {report.notebook.relative_to(workdir)} (leak check passed)")
-    source_nb = nbformat.read(course.source_notebook(ASSIGNMENT), as_version=4)
-    release_nb = nbformat.read(course.release_notebook(ASSIGNMENT), as_version=4)
-    students = cohort(source_nb, release_nb)
-    write_cohort(course, students)
-    log(f"3/4 cohort   -> {len(students)} submissions under submitted/")
-    log("4/4 grade" + ("" if sandboxed else "  (UNSANDBOXED: bubblewrap is missing; student code runs without isolation)"))
-    outcome = grade_assignment(course, ASSIGNMENT, "tiny", sandboxed=sandboxed, log=log)
-    outcome.wall_s = time.perf_counter() - start
-    return course, outcome
+    wanted = [course.check_assignment(a) for a in assignments] if assignments else list(course.assignments)
+    skipped = [a for a in wanted if a not in COHORTS]
+    for name in skipped:
+        log(f"skipping {name}: the demo has no cohort for it (add a cohort function to demo.COHORTS)")
+    names = [a for a in wanted if a in COHORTS]
+    if not names:
+        raise CourseError(f"no assignment to demonstrate: none of {wanted} has a cohort in demo.COHORTS")
+    log(f"1/3 build, release (with the leak check) and write a cohort, for {len(names)} assignment(s)")
+    size = 0
+    for i, name in enumerate(names, 1):
+        t0 = time.perf_counter()
+        build_assignment(course, name)
+        report = release_assignment(course, name)
+        source_nb = nbformat.read(course.source_notebook(name), as_version=4)
+        release_nb = nbformat.read(report.notebook, as_version=4)
+        students = COHORTS[name](source_nb, release_nb)
+        write_cohort(course, students, name)
+        size += len(students)
+        log(f"  [{i}/{len(names)}] {name:<18} -> {report.notebook.relative_to(workdir)}  "
+            f"({time.perf_counter() - t0:.0f} s)")
+        log(f"        {len(students)} submissions: {', '.join(students)}")
+    log(f"  {size} submissions under {course.submitted_dir.relative_to(workdir)}/<student>/<assignment>/")
+    log(f"2/3 grade on the {PROFILE} profile, every assignment in one Dask run"
+        + ("" if sandboxed else "  (UNSANDBOXED: student code runs without isolation)"))
+    outcomes, reference = grade_all(course, names, sandboxed, log, workers)
+    run = DemoRun(outcomes, reference, skipped, time.perf_counter() - start)
+    for name, outcome in outcomes.items():
+        log(f"  {name}: " + ", ".join(f"{r.student} {r.status} {r.score:g}/{r.max_score:g}"
+                                      for r in sorted(outcome.results, key=lambda r: r.student)))
+        log(f"    class report {outcome.report.relative_to(workdir)}, grades {outcome.csv.relative_to(workdir)}, "
+            f"feedback {course.feedback_dir.relative_to(workdir)}/<student>/{name}/{name}.html")
+    return course, run

@@ -49,3 +49,41 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 def cell(nb, grade_id: str):
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+@pytest.fixture(scope="session")
+def demo_run(course, tmp_path_factory):
+    """The demo, run once per session: every assignment's cohort built, released and graded in one
+    Dask run, in the sandbox. tests/test_grading_e2e.py and the per-assignment tests assert on it.
+    `.course`: the demo's course; `.run`: its DemoRun; `.submitted`: hashes of the submissions
+    before grading; `.log`: the demo's log lines."""
+    from types import SimpleNamespace
+
+    from autograder.demo import run_demo
+
+    work = tmp_path_factory.mktemp("demo")
+    work.chmod(0o755)
+    before, lines = {}, []
+
+    def log(message):
+        lines.append(message)
+        if message.startswith("2/3 grade"):  # the submissions exist now: remember them
+            before.update(tree_hashes(work / "w" / "submitted"))
+
+    graded_course, run = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log)
+    return SimpleNamespace(course=graded_course, run=run, submitted=before, log=lines)
+
+
+def automatic_shortfalls(result) -> list[str]:
+    """What keeps a graded result from full automatic marks, as `verify` judges the reference:
+    status graded, no flags, every test, metric and artifact part full, the written answers
+    scored above 0; timing only above 0 (it is measured against the reference on a busy machine)."""
+    problems = [] if result.status == "graded" else [f"status {result.status}: {result.message}"]
+    problems += result.flags
+    lenient = ("reflection", "inquiry", "timing")
+    for p in result.parts:
+        if p.kind in lenient and not (p.points or 0) > 0:
+            problems.append(f"{p.id}: {p.points}/{p.max_points:g}: {p.explanation}")
+        elif p.kind not in lenient and p.points != p.max_points:
+            problems.append(f"{p.id}: {p.points}/{p.max_points:g}: {p.explanation}")
+    return problems

@@ -1,5 +1,6 @@
 """AlexNet first-layer visualization: the photos, the staged weights, the reference functions, the
-evaluator checks on in-process exports (right and wrong), and verify on tiny."""
+evaluator checks on in-process exports (right and wrong),
+and the demo's graded submissions of the assignment (honest and wrong)."""
 
 from dataclasses import replace
 
@@ -9,7 +10,6 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from autograder.build import build_assignment
 from autograder.build.notebook import render_assignment
 from autograder.datasets import load_split
 from autograder.datasets.hidden import load_test_split
@@ -17,10 +17,9 @@ from autograder.datasets.pretrained import WEIGHT_FILES, WeightsMissing, pretrai
 from autograder.grading.checks import run_check
 from autograder.grading.checks.context import EvalContext
 from autograder.student import export_for_grading
-from autograder.verify import verify_assignment
 from reference.alexnet_filters import feature_maps, first_layer_filters, plot_filter_grid, plot_map_grid
 
-from .conftest import SANDBOXED
+from .conftest import automatic_shortfalls
 
 matplotlib.use("agg")
 ASSIGNMENT = "alexnet_filters"
@@ -129,10 +128,22 @@ def test_committed_notebook_is_fresh(course_with_it):
     assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
 
 
-def test_reference_verifies_on_tiny(course_with_it, tmp_path_factory):
-    work = course_with_it.with_work(tmp_path_factory.mktemp("alexnet"))
-    build_assignment(work, ASSIGNMENT)
-    check = verify_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, log=lambda m: None)
-    assert check.ok, check.problems
-    assert {p.id: p.points for p in check.result.parts if p.kind == "artifact"} == {
-        "filters": 3, "feature_maps": 5, "figures": 4}
+def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
+    """The demo's honest submission (the reference solution in the released notebook, graded with
+    the cohort through Dask in the sandbox) earns full automatic marks, as `verify` requires of the
+    reference; this replaces a separate verify run (verify's own logic: tests/test_verify_check.py)."""
+    honest = demo_run.run.results(ASSIGNMENT)["alice_reference"]
+    assert not automatic_shortfalls(honest), automatic_shortfalls(honest)
+    assert {p.id: p.points for p in honest.parts if p.kind == "artifact"} == {"filters": 3, "feature_maps": 5, "figures": 4}
+
+
+def test_demo_transposed_feature_maps_submission_earns_less(demo_run):
+    """The demo's wrong submission returns the feature maps with rows and columns swapped."""
+    by = demo_run.run.results(ASSIGNMENT)
+    wrong, honest = by["ivan_transposed_maps"], by["alice_reference"]
+    parts = {p.id: p for p in wrong.parts}
+    assert wrong.status == "graded" and wrong.score < honest.score
+    assert parts["filters"].points == 3
+    assert parts["feature_maps"].points == 0 and "transposed" in parts["feature_maps"].explanation
+    assert parts["figures"].points == 2 and "no exported figure shows them" in parts["figures"].explanation
+    assert parts["tests"].details["cells"]["test_feature_maps"] == 0

@@ -1,5 +1,6 @@
 """GoogLeNet on CIFAR-10: the data (generated tiny, batch files on full), the reference on tiny,
-the learning-curve check on in-process exports (right and plausibly wrong), and verify on tiny."""
+the learning-curve check on in-process exports (right and plausibly wrong),
+and the demo's graded submissions of the assignment (honest and wrong)."""
 
 import json
 import pickle
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.build import build_assignment
 from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.cifar10 import FOLDER, TEST_FILE, TINY_CLASSES, TRAIN_FILES
@@ -19,11 +19,10 @@ from autograder.datasets.hidden import load_test_split
 from autograder.grading.checks import run_check
 from autograder.grading.checks.context import EvalContext
 from autograder.student import export_for_grading
-from autograder.verify import verify_assignment
 from reference.googlenet_cifar10 import (GoogLeNet, Inception, evaluate, figure_lines, plot_curves,
                                          random_crop_flip, save_canvas, train_model)
 
-from .conftest import SANDBOXED
+from .conftest import automatic_shortfalls
 
 matplotlib.use("agg")
 ASSIGNMENT = "googlenet_cifar10"
@@ -166,10 +165,23 @@ def test_committed_notebooks_are_fresh(course_with_it):
     assert course_with_it.release_notebook(ASSIGNMENT).is_file()
 
 
-def test_reference_verifies_on_tiny(course_with_it, tmp_path_factory):
-    work = course_with_it.with_work(tmp_path_factory.mktemp("googlenet_verify"))
-    build_assignment(work, ASSIGNMENT)
-    check = verify_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, log=lambda m: None)
-    assert check.ok, check.problems
-    assert {p.id: p.points for p in check.result.parts if p.kind != "reflection"} == {
-        "tests": 9, "accuracy": 10, "curves": 6, "timing": 4}
+def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
+    """The demo's honest submission (the reference solution in the released notebook, graded with
+    the cohort through Dask in the sandbox) earns full automatic marks, as `verify` requires of the
+    reference; this replaces a separate verify run (verify's own logic: tests/test_verify_check.py)."""
+    honest = demo_run.run.results(ASSIGNMENT)["alice_reference"]
+    assert not automatic_shortfalls(honest), automatic_shortfalls(honest)
+    assert {p.id: p.points for p in honest.parts if p.kind in ("tests", "metric", "artifact")} == {
+        "tests": 9, "accuracy": 10, "curves": 6}
+
+
+def test_demo_smoothed_curves_submission_earns_less(demo_run):
+    """The demo's wrong submission smooths its history before plotting, reporting and exporting
+    it: the curves no longer belong to the exported model."""
+    by = demo_run.run.results(ASSIGNMENT)
+    wrong, honest = by["judy_smoothed_curves"], by["alice_reference"]
+    parts = {p.id: p for p in wrong.parts}
+    assert wrong.status == "graded" and wrong.score < honest.score
+    assert parts["tests"].points == 9 and parts["accuracy"].points == 10   # the model itself is fine
+    assert parts["curves"].points < 6 and "not those of this model" in parts["curves"].explanation
+    assert any("reported validation accuracy" in flag for flag in wrong.flags)

@@ -1,30 +1,27 @@
-"""End to end on the tiny profile: the demo's cohort graded in one batch through Dask, in the
-sandbox, into a real nbgrader gradebook. One run, many assertions."""
+"""End to end on the tiny profile: the demo's cohorts of every assignment graded in one Dask run, in
+the sandbox, into a real nbgrader gradebook. One run (the session's `demo_run`), many assertions:
+the LeNet-5 cohort's seven ways a submission can go here, the other assignments' honest and wrong
+submissions in their own test files."""
 
 import csv
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.demo import ASSIGNMENT, run_demo
+from autograder.course import CourseError
+from autograder.demo import ASSIGNMENT, COHORTS, run_demo
 
 from .conftest import SANDBOXED, tree_hashes
 
 
 @pytest.fixture(scope="module")
-def demo(course, tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    work.chmod(0o755)
-    before = {}
-
-    def log(message):
-        if message.startswith("3/4 cohort"):  # submissions exist now: remember them
-            before.update(tree_hashes(work / "w" / "submitted"))
-
-    graded_course, outcome = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log)
-    return graded_course, outcome, {r.student: r for r in outcome.results}, before
+def demo(demo_run):
+    """(course, LeNet-5's outcome, LeNet-5's results by student, submissions before grading)"""
+    outcome = demo_run.run.outcomes[ASSIGNMENT]
+    return demo_run.course, outcome, {r.student: r for r in outcome.results}, demo_run.submitted
 
 
 def parts(result):
@@ -97,7 +94,8 @@ def test_gradebook_csv_and_feedback(demo):
     assert "alice_reference" in outcome.report.read_text()
     # nbgrader's own command lists the same grades
     subprocess.run([sys.executable, "-m", "nbgrader", "export"], cwd=course.workdir, check=True, capture_output=True)
-    exported = {row["student_id"]: row for row in csv.DictReader((course.workdir / "grades.csv").open())}
+    exported = {row["student_id"]: row for row in csv.DictReader((course.workdir / "grades.csv").open())
+                if row["assignment"] == ASSIGNMENT}
     assert float(exported["alice_reference"]["raw_score"]) == pytest.approx(by["alice_reference"].score)
 
 
@@ -108,3 +106,42 @@ def test_submissions_untouched_and_attempts_kept(demo):
         assert (course.workdir / "autograded" / student / ASSIGNMENT / "attempts" / "001" / "result.json").is_file()
     text = (course.submitted_dir / "frank_edits_test" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert "this test is in my way" in text
+
+
+# ---- every assignment of the course -------------------------------------------------------------
+
+def test_every_assignment_with_a_cohort_is_graded_and_reported(demo_run, course):
+    graded, run = demo_run.course, demo_run.run
+    with_cohort = [a for a in course.assignments if a in COHORTS]
+    assert list(run.outcomes) == with_cohort and len(with_cohort) >= 5
+    assert run.skipped == [a for a in course.assignments if a not in COHORTS]
+    for name in run.skipped:
+        assert any(line.startswith(f"skipping {name}") for line in demo_run.log)
+    students = {}
+    with Gradebook(graded.db_url, graded.course_id) as gb:
+        for name, outcome in run.outcomes.items():
+            students[name] = {r.student for r in outcome.results}
+            assert students[name] == {p.parent.name for p in graded.submitted_dir.glob(f"*/{name}")}, name
+            report = outcome.report.read_text()
+            rows = {row["student"] for row in csv.DictReader(outcome.csv.open())}
+            assert rows == students[name], name
+            for result in outcome.results:
+                assert result.student in report
+                assert (graded.feedback_dir / result.student / name / f"{name}.html").is_file()
+                auto = sum(g.auto_score or 0 for g in gb.find_submission(name, result.student).notebooks[0].grades)
+                assert auto == pytest.approx(result.score), (name, result.student)
+    assert all("alice_reference" in s for s in students.values())   # the honest student takes every course
+    # the log shows the progress and, per assignment, every student's status and score
+    assert sum(line.lstrip().startswith("[") and "/" in line for line in demo_run.log) >= sum(map(len, students.values()))
+    for name, outcome in run.outcomes.items():
+        summary = next(line for line in demo_run.log if line.strip().startswith(f"{name}: "))
+        for r in outcome.results:
+            assert f"{r.student} {r.status} {r.score:g}/{r.max_score:g}" in summary
+
+
+def test_assignments_without_a_cohort_are_skipped_with_a_log_line(course, tmp_path):
+    lines = []
+    stranger = replace(course, assignments=("no_cohort_yet",))
+    with pytest.raises(CourseError, match="no assignment to demonstrate"):
+        run_demo(stranger, tmp_path / "w", sandboxed=SANDBOXED, log=lines.append)
+    assert any(line.startswith("skipping no_cohort_yet") and "COHORTS" in line for line in lines)

@@ -1,6 +1,7 @@
 """ResNet-50 on CSXA: the generated stand-in, the atlas loader on a fake atlas (PNGs in nested
 folders + dataset.xlsx), missing data and weights, the reference on tiny, the evaluator's metrics
-and checks on in-process exports (right and plausibly wrong), and verify on tiny."""
+and checks on in-process exports (right and plausibly wrong),
+and the demo's graded submissions of the assignment (honest and wrong)."""
 
 import copy
 from dataclasses import replace
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.build import build_assignment
 from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.csxa import (CLASSES, FOLDER, SHEET, WEIGHT_FILES, ScaledResNet50, imagenet_resnet50_weights,
@@ -22,10 +22,9 @@ from autograder.grading.evaluate import _metrics, _predict
 from autograder.grading.score import ScoringInput, score_metric
 from autograder.rubric import load_rubric
 from autograder.student import export_for_grading
-from autograder.verify import verify_assignment
 from reference.resnet50_csxa import build_model, class_weights, grad_cam, predict, train_model
 
-from .conftest import REPO, SANDBOXED
+from .conftest import REPO, automatic_shortfalls
 
 ASSIGNMENT = "resnet50_csxa"
 CPU = torch.device("cpu")
@@ -235,10 +234,27 @@ def test_committed_notebooks_are_fresh(course_with_it):
     assert course_with_it.release_notebook(ASSIGNMENT).is_file()
 
 
-def test_reference_verifies_on_tiny(course_with_it, tmp_path_factory):
-    work = course_with_it.with_work(tmp_path_factory.mktemp("csxa_verify"))
-    build_assignment(work, ASSIGNMENT)
-    check = verify_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, log=lambda m: None)
-    assert check.ok, check.problems
-    assert {p.id: p.points for p in check.result.parts if p.kind in ("metric", "artifact")} == {
+def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
+    """The demo's honest submission (the reference solution in the released notebook, graded with
+    the cohort through Dask in the sandbox) earns full automatic marks, as `verify` requires of the
+    reference; this replaces a separate verify run (verify's own logic: tests/test_verify_check.py)."""
+    honest = demo_run.run.results(ASSIGNMENT)["alice_reference"]
+    assert not automatic_shortfalls(honest), automatic_shortfalls(honest)
+    assert {p.id: p.points for p in honest.parts if p.kind in ("metric", "artifact")} == {
         "macro_f1": 8, "min_recall": 6, "confusion_matrix": 4, "gradcam": 5}
+
+
+def test_demo_majority_class_submission_earns_less(demo_run):
+    """The demo's wrong submission uses equal class weights and a learning rate far too large:
+    the network collapses to (nearly) always predicting the most frequent class."""
+    by = demo_run.run.results(ASSIGNMENT)
+    wrong, honest = by["ken_majority_class"], by["alice_reference"]
+    parts = {p.id: p for p in wrong.parts}
+    test = wrong.evaluation["test"]
+    assert wrong.status == "graded" and wrong.score < honest.score
+    predicted = [sum(column) for column in zip(*test["confusion_matrix"])]
+    assert predicted[CLASSES.index("Lordotic")] >= 0.8 * test["n"]          # the most frequent class
+    assert test["min_recall"] == 0.0
+    assert parts["min_recall"].points == 0 and "below every band" in parts["min_recall"].explanation
+    assert parts["macro_f1"].points < 8
+    assert parts["tests"].details["cells"]["test_class_weights"] == 0

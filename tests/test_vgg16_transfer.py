@@ -1,5 +1,6 @@
 """VGG16 transfer learning: the flowers data, the staged weights, the reference on tiny, the
-frozen-backbone check on in-process exports (right and wrong), and verify on tiny."""
+frozen-backbone check on in-process exports (right and wrong),
+and the demo's graded submissions of the assignment (honest and wrong)."""
 
 import copy
 from dataclasses import replace
@@ -9,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.build import build_assignment
 from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.flowers import CLASSES, FOLDER, TEST_FOLDER, stage_flowers
@@ -18,10 +18,9 @@ from autograder.datasets.pretrained import WEIGHT_FILES, WeightsMissing, pretrai
 from autograder.grading.checks import run_check
 from autograder.grading.checks.context import EvalContext
 from autograder.student import export_for_grading
-from autograder.verify import verify_assignment
 from reference.vgg16_transfer import adapt_vgg16, backbone_of, extract_features, head_accuracy, train_head
 
-from .conftest import SANDBOXED
+from .conftest import automatic_shortfalls
 
 ASSIGNMENT = "vgg16_transfer"
 CPU = torch.device("cpu")
@@ -133,11 +132,25 @@ def test_committed_notebook_is_fresh(course_with_it):
     assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
 
 
-def test_reference_verifies_on_tiny(course_with_it, tmp_path_factory):
-    work = course_with_it.with_work(tmp_path_factory.mktemp("vgg16"))
-    build_assignment(work, ASSIGNMENT)
-    check = verify_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, log=lambda m: None)
-    assert check.ok, check.problems
-    parts = {p.id: p for p in check.result.parts}
+def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
+    """The demo's honest submission (the reference solution in the released notebook, graded with
+    the cohort through Dask in the sandbox) earns full automatic marks, as `verify` requires of the
+    reference; this replaces a separate verify run (verify's own logic: tests/test_verify_check.py)."""
+    honest = demo_run.run.results(ASSIGNMENT)["alice_reference"]
+    assert not automatic_shortfalls(honest), automatic_shortfalls(honest)
+    parts = {p.id: p for p in honest.parts}
     assert parts["frozen_backbone"].points == parts["frozen_backbone"].max_points
-    assert check.result.evaluation["test"]["accuracy"] >= 0.9
+    assert honest.evaluation["test"]["accuracy"] >= 0.9
+
+
+def test_demo_unfrozen_backbone_submission_earns_less(demo_run):
+    """The demo's wrong submission fine-tunes the whole network after the head: its backbone's
+    weights change during training, which the frozen-backbone check and a hidden test catch."""
+    by = demo_run.run.results(ASSIGNMENT)
+    wrong, honest = by["heidi_unfrozen_backbone"], by["alice_reference"]
+    parts = {p.id: p for p in wrong.parts}
+    assert wrong.status == "graded" and wrong.score < honest.score
+    assert parts["frozen_backbone"].points == 0
+    assert "did not stay frozen" in parts["frozen_backbone"].explanation and "conv1_1" in parts["frozen_backbone"].explanation
+    assert parts["tests"].details["cells"]["test_training"] == 0
+    assert "it must stay frozen" in parts["tests"].explanation
