@@ -199,6 +199,53 @@ def csxa_cohort(source_nb, release_nb) -> dict[str, object]:
             "spread out and partly on the background, so the network was looking at the wrong place.")})}
 
 
+# ---- the inquiry loop: one variable, two variables, a claim inside the noise ----------------------
+
+def inquiry_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The reference changes the learning rate only. One student also shortens training (two
+    variables) and keeps a reflection about one; another turns the class weights off, a change
+    smaller than the spread between seeds, and claims it as an improvement."""
+    good = solved_release(source_nb, release_nb)
+    design = 'VARIANT = dict(BASELINE, lr=BASELINE["lr"] / 4)'
+    two = _edit(good, "design", design, 'VARIANT = dict(BASELINE, lr=BASELINE["lr"] / 4, epochs=3)')
+    noisy = _replace(good, "design", (
+        "VARIANT = dict(BASELINE, class_weights=False)\n"
+        'HYPOTHESIS = ("Turning the class weights off will raise the validation macro-F1, because the network '
+        'stops over-predicting the rare classes.")'))
+    return {HONEST: good, "lena_two_variables": two, "mike_overclaims": _answers(noisy, {"reflection": (
+        "I turned the class weights off; they were on in the baseline. Macro-F1 improved from 0.96 to 0.99, "
+        "which shows that class weighting hurts this model. Without the weights the loss no longer pushes the "
+        "network to over-predict the rare kyphotic and sigmoid spines, so the frequent classes are recognized "
+        "better.")})}
+
+
+def _question_of(nb, grade_id: str) -> str:
+    """The instructions cell just above an answer cell, without its heading: the question."""
+    cells = nb.cells
+    at = next(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    text = next(c.source for c in reversed(cells[:at]) if c.cell_type == "markdown")
+    return " ".join(line for line in text.splitlines() if not line.startswith("#")).strip()
+
+
+# ---- the theory questions: the reference's answers, and one student's mixed set ----------------
+
+def theory_cohort(source_nb, release_nb) -> dict[str, object]:
+    """One student answers well, partly, wrongly, with a keyword list, with the question pasted
+    back, and not at all: suggested scores, reasons and review flags in the feedback."""
+    good = solved_release(source_nb, release_nb)
+    mixed = _answers(copy.deepcopy(release_nb), {
+        "cnn_vs_fc": ("A convolution looks at a small patch of the image and the same filter is reused at every "
+                      "position, so a CNN has far fewer weights than a fully connected layer on the same image."),
+        "lenet5_legacy": ("LeNet-5 was a big network trained on ImageNet with GPUs, and it was the first to use "
+                          "ReLU and dropout."),
+        "alexnet_vs_vgg": "AlexNet VGG 3x3 kernels depth ReLU dropout parameters receptive field GPUs",
+        "transfer_learning": _question_of(release_nb, "transfer_learning"),
+        "residual_connections": ("A residual block adds its input to its output, so the gradient can flow back "
+                                 "through the shortcut and very deep networks still train."),
+    })
+    return {HONEST: good, "nora_mixed": mixed}
+
+
 # assignment -> cohort function; an assignment without one is skipped by the demo
 COHORTS: dict[str, CohortFn] = {
     "lenet5_mnist": lenet5_cohort,
@@ -206,6 +253,8 @@ COHORTS: dict[str, CohortFn] = {
     "alexnet_filters": alexnet_cohort,
     "googlenet_cifar10": googlenet_cohort,
     "resnet50_csxa": csxa_cohort,
+    "inquiry_csxa": inquiry_cohort,
+    "cnn_theory": theory_cohort,
 }
 
 

@@ -380,3 +380,20 @@ def test_copies_are_paired_and_honest_answers_are_not(qid, reference_answers):
     pairs = near_duplicates(answers)
     assert [(a, b) for a, b, _ in pairs] == [("ann", "ben")], pairs
     assert near_duplicates({"ann": ANSWERS[qid]["good"], "cat": reference_answers[qid]}) == []
+
+
+def test_demo_shows_suggested_scores_reasons_and_review_flags(demo_run):
+    """The demo's theory cohort: the reference's answers and one student's mixed set (partial,
+    wrong, a keyword list, the question pasted back, nothing) graded through the whole pipeline."""
+    by = demo_run.run.results(ASSIGNMENT)
+    alice, nora = ({p.id: p for p in by[s].parts} for s in ("alice_reference", "nora_mixed"))
+    assert by["nora_mixed"].status == "graded" and by["alice_reference"].status == "graded"
+    assert "keyword_list" in nora["alexnet_vs_vgg"].details["flags"] and nora["alexnet_vs_vgg"].needs_review
+    assert "question_pasted" in nora["transfer_learning"].details["flags"]
+    assert nora["xray_triage"].points == 0 and "no answer" in nora["xray_triage"].explanation
+    assert 0 < nora["cnn_vs_fc"].points < alice["cnn_vs_fc"].points
+    assert nora["lenet5_legacy"].points < alice["lenet5_legacy"].points
+    assert by["alice_reference"].score >= 0.75 * by["alice_reference"].max_score > by["nora_mixed"].score
+    html = (demo_run.course.feedback_dir / "nora_mixed" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "suggested score" in html and "an instructor will review this" in html
+    assert "nora_mixed" in demo_run.run.outcomes[ASSIGNMENT].report.read_text()
