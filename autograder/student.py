@@ -32,7 +32,13 @@ def select_device(preferred: str = "auto") -> torch.device:
 
 
 def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    """torch.export with a dynamic batch dimension: loadable without the notebook's Python."""
+    """torch.export with a dynamic batch dimension: loadable without the notebook's Python.
+
+    Weights trained channels-last are strided views of their storage, which torch.export.save
+    stores with a warning per tensor; the module is converted to the default layout first (in
+    place, like the move to the CPU; the outputs are the same)."""
+    module = module.to(memory_format=torch.contiguous_format)
+    example = example.contiguous()
     batch = torch.export.Dim("batch", min=1, max=65536)
     with torch.no_grad():
         program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))

@@ -1,4 +1,5 @@
-"""LeNet-5: the reference loop (data resident, batch 128, no per-batch sync) on the tiny digits."""
+"""LeNet-5: the reference loop (data resident, batch 128, no per-batch sync) on the tiny digits.
+Its per-epoch validation accuracy (216 images) is inside its timing; the baseline has none."""
 
 import torch
 import torch.nn.functional as F
