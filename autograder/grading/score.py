@@ -110,12 +110,20 @@ def score_timing(part: Part, data: ScoringInput, metric_ok: bool = True) -> Part
                       f"on this runner ({band})", details=detail)
 
 
+def _answer(part: Part, data: ScoringInput) -> tuple[str, str]:
+    """The written answer of the part's cell ("" for the untouched placeholder), and the same text
+    with its paragraphs unwrapped: markdown wraps sentences over lines, the scorers read sentences."""
+    cell = _grade_cells(data.executed).get(part.cell)
+    answer = (cell.source if cell is not None else "").strip()
+    answer = "" if answer == "YOUR ANSWER HERE" else answer
+    return answer, "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
+
+
 def score_reflection(part: Part, data: ScoringInput) -> PartResult:
     """A suggested score with reasons when the rubric gives criteria; a human has the last word
     (a manual score in formgrader always wins), and low confidence or gaming asks for one."""
-    cell = _grade_cells(data.executed).get(part.cell)
-    answer = (cell.source if cell is not None else "").strip()
-    if not answer or answer == "YOUR ANSWER HERE":
+    answer, unwrapped = _answer(part, data)
+    if not answer:
         return PartResult(part.id, part.kind, part.title, 0.0, part.points, "0 points: no answer was written")
     spec = reflection_spec(part)
     if spec is None:
@@ -123,8 +131,6 @@ def score_reflection(part: Part, data: ScoringInput) -> PartResult:
                           "graded by your instructor", needs_review=True, details={"answer": answer})
     from ..reflection import suggest
 
-    # markdown wraps sentences over lines; the scorer reads sentences, so unwrap paragraphs
-    unwrapped = "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
     s = suggest(unwrapped, spec, data.calibrations.get(part.id))
     verdict = "suggested score, an instructor will confirm it" if s.needs_review else "suggested score"
     return PartResult(part.id, part.kind, part.title, s.points, part.points,
@@ -139,16 +145,12 @@ def score_inquiry(part: Part, data: ScoringInput) -> PartResult:
     reflection earns its points and says why (autograder/inquiry)."""
     from ..inquiry import grade_inquiry
 
-    cell = _grade_cells(data.executed).get(part.cell)
-    answer = (cell.source if cell is not None else "").strip()
+    answer, unwrapped = _answer(part, data)
     inquiry = data.evaluation.get("inquiry") or {}
     if not inquiry.get("log", {}).get("runs"):
         why = data.evaluation.get("error") or "no experiment log was exported (the runs or the export cell did not finish)"
         return PartResult(part.id, part.kind, part.title, 0.0, part.points, f"0 points: {why}",
                           details={"answer": answer})
-    if answer == "YOUR ANSWER HERE":
-        answer = ""
-    unwrapped = "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
     graded = grade_inquiry(part.options, data.profile, inquiry["log"], unwrapped, inquiry.get("exported"))
     lines = [f"{'met' if c.passed else 'not met'}: {c.title} ({c.points:g}/{c.max_points:g}): {c.explanation}"
              for c in graded.checks]

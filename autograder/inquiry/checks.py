@@ -67,7 +67,7 @@ def _anchor(words: list[str]) -> re.Pattern:
 
 # ---- the checks ---------------------------------------------------------------------------------
 
-def check_one_variable(spec, official: dict, log: dict, changed: dict) -> tuple[bool, str]:
+def check_one_variable(official: dict, log: dict, changed: dict) -> tuple[bool, str]:
     if not log.get("variant"):
         return False, "no experiment was logged (the run did not finish, or the log was not exported)"
     moved = changes(official, log.get("baseline", {}))
@@ -98,7 +98,7 @@ def check_names_variable(spec, reflection: str, changed: dict) -> tuple[bool, st
     return True, "names " + ", ".join(f"{k} ({_show(a)} -> {_show(b)})" for k, (a, b) in changed.items())
 
 
-def check_hypothesis(spec, log: dict, reflection: str, metric: str, others: re.Pattern) -> tuple[bool, str]:
+def check_hypothesis(log: dict, reflection: str, metric: str, others: re.Pattern) -> tuple[bool, str]:
     """The logged hypothesis (or a hypothesis sentence of the reflection) predicts a direction
     for an outcome: "a larger learning rate will lower the macro-F1", "... has no effect on ..."."""
     outcome = tx.pattern([*tx.METRIC_WORDS.get(metric, []), *tx.HYPOTHESIS_OUTCOMES])
@@ -117,15 +117,15 @@ def check_hypothesis(spec, log: dict, reflection: str, metric: str, others: re.P
     return False, "no hypothesis was stated"
 
 
-def check_numbers(reflection: str, log: dict, config_values: list, tolerance: float) -> tuple[bool, str, list]:
+def check_numbers(reflection: str, log: dict, config_values: list, tolerance: float) -> tuple[bool, str]:
     quotable = all_quotable(log, tolerance)
     quotes = [q for q in tx.numbers(reflection) if tx.metric_like(q)
               and not any(not q.percent and isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and tx._same_number(q.value, float(v)) for v in config_values)]
+                          and tx.same_number(q.value, float(v)) for v in config_values)]
     if not quotable:
-        return False, "no measured results were logged to compare with", []
+        return False, "no measured results were logged to compare with"
     if not quotes:
-        return False, "the reflection quotes no measured value (give the metric of each configuration)", []
+        return False, "the reflection quotes no measured value (give the metric of each configuration)"
     slack = tolerance + 0.005   # two-decimal rounding
     matched, unmatched = [], []
     for q in quotes:
@@ -133,8 +133,8 @@ def check_numbers(reflection: str, log: dict, config_values: list, tolerance: fl
         (matched if abs(value - q.value) <= slack else unmatched).append((q.text, name, value))
     if unmatched:
         wrong = "; ".join(f"{t} (nearest measured: {n} = {v:.3f})" for t, n, v in unmatched[:4])
-        return False, f"{len(unmatched)} of {len(quotes)} quoted values match no run: {wrong}", unmatched
-    return True, "every quoted value matches the log: " + "; ".join(f"{t} = {n}" for t, n, _ in matched[:4]), []
+        return False, f"{len(unmatched)} of {len(quotes)} quoted values match no run: {wrong}"
+    return True, "every quoted value matches the log: " + "; ".join(f"{t} = {n}" for t, n, _ in matched[:4])
 
 
 def check_direction(reflection: str, m: Measured, outcome: re.Pattern, others: re.Pattern,
@@ -198,10 +198,10 @@ def grade_inquiry(spec: dict, profile: str, log: dict, reflection: str, exported
     config_values = [*log.get("baseline", {}).values(), *log.get("variant", {}).values(), *official.values()]
     variance_ok, variance_why = check_variance(reflection)
     results = {
-        "one_variable": check_one_variable(spec, official, log, changed),
+        "one_variable": check_one_variable(official, log, changed),
         "names_variable": check_names_variable(spec, reflection, changed),
-        "states_hypothesis": check_hypothesis(spec, log, reflection, metric, others),
-        "numbers_match": check_numbers(reflection, log, config_values, tolerance)[:2],
+        "states_hypothesis": check_hypothesis(log, reflection, metric, others),
+        "numbers_match": check_numbers(reflection, log, config_values, tolerance),
         "direction_matches": check_direction(reflection, m, outcome, others, variance_ok),
         "mechanism": check_mechanism(spec, reflection, changed) if changed else (False, "nothing was changed"),
         "variance": (variance_ok, variance_why),

@@ -26,7 +26,8 @@ def _value(value):
 def _config(raw) -> dict:
     if not isinstance(raw, dict):
         return {}
-    return {str(k)[:50]: _value(v) for k, v in list(raw.items())[:30] if _value(v) is not None}
+    values = {str(k)[:50]: _value(v) for k, v in list(raw.items())[:30]}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _metrics(raw) -> dict:

@@ -72,7 +72,7 @@ def metric_like(quote: Quote) -> bool:
     return quote.percent or ("." in quote.text and 0 <= quote.value <= 1 and "e" not in quote.text.lower())
 
 
-def _same_number(a: float, b: float) -> bool:
+def same_number(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
 
 
@@ -84,7 +84,7 @@ def mentions_value(text: str, value) -> bool:
     if isinstance(value, bool):
         return bool((_ON if value else _OFF).search(text))
     if isinstance(value, (int, float)):
-        return any(not q.percent and _same_number(q.value, float(value)) for q in numbers(text))
+        return any(not q.percent and same_number(q.value, float(value)) for q in numbers(text))
     needle = str(value).lower()
     return needle in text.lower() or needle.replace("_", " ") in text.lower()
 
