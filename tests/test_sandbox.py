@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import sys
@@ -447,6 +448,20 @@ def test_papermill_kernel_runs_inside_sandbox(workdir):
     assert out.returncode == 0, out.stderr[-3000:]
     result = nbformat.read(workdir / "out.ipynb", as_version=4)
     assert result.cells[1].outputs[0]["text"].strip() == f"42 {workdir}"
+
+
+@needs_bwrap
+def test_graded_kernel_runs_torch_with_the_cpu_environment(workdir):
+    """The kernels that train graded models get TORCH_CPU_ENV (passive OpenMP waiting, glibc
+    keeping freed buffers), the environment the reference speed benchmark measures in."""
+    from autograder.grading.execute import TORCH_CPU_ENV, ExecutionSettings, execute
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(f"import os\nprint({{k: os.environ.get(k) for k in {sorted(TORCH_CPU_ENV)!r}}})")]
+    run = execute(nb, workdir, "env", {}, ExecutionSettings(limits=Limits(wall_seconds=120), cell_timeout_s=60))
+    assert run.status == "ok", run.message + run.stderr_tail
+    printed = nbformat.read(run.executed, as_version=4).cells[0].outputs[0]["text"]
+    assert ast.literal_eval(printed) == TORCH_CPU_ENV
 
 
 # ---------------------------------------------------------------- the command line

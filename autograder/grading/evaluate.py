@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..sandbox import Limits, run_limited
 from ..student import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
+from .execute import TORCH_CPU_ENV
 
 EVAL_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -224,7 +225,7 @@ def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden
         argv += ["--hidden-root", str(hidden_root)]
     if data_root:
         argv += ["--data-root", str(data_root)]
-    env = {**os.environ, "MPLBACKEND": "agg", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "MPLBACKEND": "agg", **TORCH_CPU_ENV}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     outcome = run_limited(argv, Limits(wall_seconds=timeout_s, memory_bytes=8 * 2**30), cwd=Path(out).parent, env=env)
