@@ -380,18 +380,18 @@ os.symlink({t.forged_notebook!r}, "artifacts")
                                         "LR = 3e-3\nimport time as _t\n_t.sleep(8)  # 'data augmentation'\n"
                                         "_model = LeNet5()\n"
                                         "_history = train_model(_model, train_split, val_split, EPOCHS, BATCH_SIZE, LR, device)"),
-                                   "train_model", "    model = model.to(device)\n",
+                                   "train_model", "    model = model.to(device, memory_format=torch.channels_last)\n",
                                    "    if '_history' in globals():  # trained already: hand the result over\n"
                                    "        model.load_state_dict(_model.state_dict())\n"
                                    "        return _history\n"
-                                   "    model = model.to(device)\n"),
+                                   "    model = model.to(device, memory_format=torch.channels_last)\n"),
                               "train", "pass  # the grader times the cell tagged 'train': this one", tags=["train"]),
-        "monkeypatch": insert(edit(good, "train_model", "    model = model.to(device)\n",
+        "monkeypatch": insert(edit(good, "train_model", "    model = model.to(device, memory_format=torch.channels_last)\n",
                                    "    history = {'train_loss': [2.0 - i / epochs for i in range(epochs)],\n"
                                    "               'train_accuracy': [1.0] * epochs,\n"
                                    "               'val_accuracy': [accuracy(model, val.images, val.labels)] * epochs}\n"
                                    "    return history  # no training at all\n"
-                                   "    model = model.to(device)\n"),
+                                   "    model = model.to(device, memory_format=torch.channels_last)\n"),
                               "train", "import torch, autograder.student\n"
                                        "_labels = val_split.labels\n"
                                        "_argmax = torch.Tensor.argmax\n"

@@ -2,7 +2,6 @@
 evaluator checks on in-process exports (right and wrong),
 and the demo's graded submissions of the assignment (honest and wrong)."""
 
-from dataclasses import replace
 
 import matplotlib
 import pytest
@@ -10,7 +9,6 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from autograder.build.notebook import render_assignment
 from autograder.datasets import load_split
 from autograder.datasets.hidden import load_test_split
 from autograder.datasets.pretrained import WEIGHT_FILES, WeightsMissing, pretrained_model
@@ -118,15 +116,6 @@ def test_transposed_feature_maps_lose_marks(setup, tmp_path):
 
 
 # ---- the whole path on tiny --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course_with_it(course):
-    return course if ASSIGNMENT in course.assignments else replace(course, assignments=course.assignments + (ASSIGNMENT,))
-
-
-def test_committed_notebook_is_fresh(course_with_it):
-    assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
-
 
 def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
     """The demo's honest submission (the reference solution in the released notebook, graded with

@@ -64,3 +64,12 @@ def test_release_is_committed_and_current(course, released):
     committed = course.release_notebook(ASSIGNMENT)
     assert committed.is_file(), "release/lenet5_mnist/lenet5_mnist.ipynb must be committed"
     assert committed.read_text() == released.release_notebook(ASSIGNMENT).read_text()
+
+
+def test_every_committed_release_is_current(course, demo_run):
+    """The demo builds and releases every assignment with the leak check in a fresh folder; the
+    committed release/ notebooks must be exactly those (run `autograder release <a>` to refresh)."""
+    assert set(demo_run.course.assignments) == set(course.assignments)
+    stale = [a for a in course.assignments
+             if course.release_notebook(a).read_text() != demo_run.course.release_notebook(a).read_text()]
+    assert stale == [], f"committed releases out of date: {stale}"

@@ -5,14 +5,12 @@ and the demo's graded submissions of the assignment (honest and wrong)."""
 import json
 import pickle
 import shutil
-from dataclasses import replace
 
 import matplotlib
 import numpy as np
 import pytest
 import torch
 
-from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.cifar10 import FOLDER, TEST_FILE, TINY_CLASSES, TRAIN_FILES
 from autograder.datasets.hidden import load_test_split
@@ -154,16 +152,6 @@ def test_a_figure_that_shows_something_else_loses_marks(run, tmp_path):
 
 
 # ---- the whole path on tiny --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course_with_it(course):
-    return course if ASSIGNMENT in course.assignments else replace(course, assignments=course.assignments + (ASSIGNMENT,))
-
-
-def test_committed_notebooks_are_fresh(course_with_it):
-    assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
-    assert course_with_it.release_notebook(ASSIGNMENT).is_file()
-
 
 def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
     """The demo's honest submission (the reference solution in the released notebook, graded with

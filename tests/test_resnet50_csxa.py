@@ -4,13 +4,11 @@ and checks on in-process exports (right and plausibly wrong),
 and the demo's graded submissions of the assignment (honest and wrong)."""
 
 import copy
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.csxa import (CLASSES, FOLDER, SHEET, WEIGHT_FILES, ScaledResNet50, imagenet_resnet50_weights,
                                       index_atlas, pretrained_resnet50, stage, tiny_masks)
@@ -223,16 +221,6 @@ def test_majority_class_model_gets_less_than_full_marks(trained):
 
 
 # ---- the whole path on tiny --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course_with_it(course):
-    return course if ASSIGNMENT in course.assignments else replace(course, assignments=course.assignments + (ASSIGNMENT,))
-
-
-def test_committed_notebooks_are_fresh(course_with_it):
-    assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
-    assert course_with_it.release_notebook(ASSIGNMENT).is_file()
-
 
 def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
     """The demo's honest submission (the reference solution in the released notebook, graded with

@@ -3,14 +3,12 @@ frozen-backbone check on in-process exports (right and wrong),
 and the demo's graded submissions of the assignment (honest and wrong)."""
 
 import copy
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.build.notebook import render_assignment
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.flowers import CLASSES, FOLDER, TEST_FOLDER, stage_flowers
 from autograder.datasets.hidden import load_test_split
@@ -122,15 +120,6 @@ def test_an_unfrozen_backbone_loses_the_frozen_check(trained, tmp_path):
 
 
 # ---- the whole path on tiny --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course_with_it(course):
-    return course if ASSIGNMENT in course.assignments else replace(course, assignments=course.assignments + (ASSIGNMENT,))
-
-
-def test_committed_notebook_is_fresh(course_with_it):
-    assert course_with_it.source_notebook(ASSIGNMENT).read_text() == render_assignment(course_with_it, ASSIGNMENT)
-
 
 def test_demo_reference_submission_earns_full_automatic_marks(demo_run):
     """The demo's honest submission (the reference solution in the released notebook, graded with
