@@ -132,7 +132,7 @@ def cmd_collect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .grading.record import latest_results, write_csv
+    from .grading.record import final_scores, latest_results, write_csv
     from .intake.roster import Roster
     from .reports.exports import canvas_csv
     from .rubric import load_rubric
@@ -145,7 +145,14 @@ def cmd_export(args) -> int:
         raise FileNotFoundError(f"no graded attempts of {name} under {course.autograded_dir}; run `autograder grade {name}`")
     if args.canvas:
         roster = Roster.load(Path(args.roster)) if args.roster else None
-        path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric, results, roster, args.canvas_id)
+        # the gradebook's scores: what an instructor changed in formgrader is what the LMS gets
+        final = final_scores(course, name)
+        scores = {r.student: final.get(r.student, (r.score, r.needs_review))[0] for r in results}
+        waiting = sorted(r.student for r in results if final.get(r.student, (0, r.needs_review))[1])
+        if waiting:
+            _log(f"{len(waiting)} student(s) still have answers waiting for review in formgrader; their exported "
+                 f"scores use the suggested points: {', '.join(waiting)}")
+        path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric, scores, roster, args.canvas_id)
     else:
         path = write_csv(course.workdir / "grades" / f"{name}.csv", rubric, results)
     _log(f"wrote {path} ({len(results)} students)")

@@ -99,6 +99,41 @@ def test_gradebook_csv_and_feedback(demo):
     assert float(exported["alice_reference"]["raw_score"]) == pytest.approx(by["alice_reference"].score)
 
 
+def test_canvas_export_carries_formgraders_manual_score(demo, tmp_path, capsys):
+    """`autograder export --canvas` writes Canvas's import format with the gradebook's scores: an
+    instructor's manual score from formgrader replaces the suggested one; names and Canvas ids
+    come from the roster."""
+    from autograder.cli import main
+
+    course, outcome, by, _ = demo
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,lms_id,name\ncarol_raises,4711,Carol Raises\n")
+    with Gradebook(course.db_url, course.course_id) as gb:
+        grade = gb.find_grade("reflection", ASSIGNMENT, ASSIGNMENT, "carol_raises")
+        saved, auto, top = (grade.manual_score, grade.needs_manual_grade), grade.auto_score or 0.0, grade.max_score
+        assert auto < top
+        grade.manual_score, grade.needs_manual_grade = top, False   # the instructor disagrees with the suggestion
+        gb.db.commit()
+    try:
+        assert main(["--workdir", str(course.workdir), "export", ASSIGNMENT, "--canvas",
+                     "--roster", str(roster), "--canvas-id", "77"]) == 0
+    finally:
+        with Gradebook(course.db_url, course.course_id) as gb:
+            grade = gb.find_grade("reflection", ASSIGNMENT, ASSIGNMENT, "carol_raises")
+            grade.manual_score, grade.needs_manual_grade = saved
+            gb.db.commit()
+    rows = list(csv.reader((course.workdir / "grades" / f"{ASSIGNMENT}-canvas.csv").open()))
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "LeNet-5 on MNIST (77)"]
+    assert rows[1][0] == "Points Possible" and float(rows[1][5]) == by["alice_reference"].max_score
+    by_sis = {row[2]: row for row in rows[2:]}
+    assert set(by_sis) == set(by)
+    assert by_sis["carol_raises"][:2] == ["Carol Raises", "4711"]
+    assert float(by_sis["carol_raises"][5]) == pytest.approx(by["carol_raises"].score - auto + top)
+    assert float(by_sis["alice_reference"][5]) == pytest.approx(by["alice_reference"].score)
+    waiting = [line for line in capsys.readouterr().out.splitlines() if "waiting for review" in line]
+    assert not waiting or "carol_raises" not in waiting[0]   # reviewed now; others may still wait
+
+
 def test_submissions_untouched_and_attempts_kept(demo):
     course, _, by, before = demo
     assert before and tree_hashes(course.submitted_dir) == before

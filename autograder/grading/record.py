@@ -73,6 +73,19 @@ def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult])
             gb.db.commit()
 
 
+def final_scores(course: Course, assignment: str) -> dict[str, tuple[float, bool]]:
+    """student -> (score, still waiting for a human) from the gradebook, where a manual score
+    given in formgrader replaces the automatic or suggested one (nbgrader's Grade.score)."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(course) as gb:
+        try:
+            submissions = gb.find_assignment(assignment).submissions
+        except MissingEntry:
+            return {}
+        return {sub.student_id: (float(sub.score), bool(sub.needs_manual_grade)) for sub in submissions}
+
+
 def write_attempt(result: GradeResult) -> Path:
     path = Path(result.output_dir) / RESULT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
