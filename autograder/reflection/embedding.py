@@ -48,7 +48,9 @@ def load_model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()   # a "Loading weights" bar per grading worker is noise
     return SentenceTransformer(str(model_dir()), device="cpu")
 
 
