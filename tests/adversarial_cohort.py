@@ -310,7 +310,7 @@ def forged_executed_notebook(source_nb) -> nbformat.NotebookNode:
 def cohort(source_nb, release_nb, t: Targets) -> dict[str, object]:
     """student id -> notebook, or raw text for a file that is not a notebook."""
     good = solved_release(source_nb, release_nb)
-    quick = epochs(good, 2)                       # a weaker but honest model, in about a second
+    quick = epochs(good, 4)                       # a weaker but honest model (20 steps), in about a second
     wrong = edit(quick, "lenet5", "nn.Conv2d(6, 16, kernel_size=5)", "nn.Conv2d(6, 16, kernel_size=5, bias=False)")
     stop = copy.deepcopy(release_nb)              # attacks that end the run: the rest is not needed
     arch = replace(stop, "lenet5", next(c.source for c in good.cells if _gid(c) == "lenet5"))
