@@ -10,7 +10,7 @@ median images/s of both with their range over the rounds, and the median of the 
 with its range; the last line is JSON {assignment: median ratio}.
 
 Both run in the environment of the grader's notebook kernels (TORCH_CPU_ENV in
-autograder/grading/execute.py: passive OpenMP waiting, glibc keeping freed buffers); the script
+autograder/grading/cpu_env.py: passive OpenMP waiting, glibc keeping freed buffers); the script
 restarts itself with those variables when they are missing. Set any of them yourself to measure
 otherwise.
 """
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from autograder.grading.execute import TORCH_CPU_ENV  # noqa: E402
+from autograder.grading.cpu_env import TORCH_CPU_ENV  # noqa: E402
 
 if any(name not in os.environ for name in TORCH_CPU_ENV):   # glibc and OpenMP read them at start-up
     os.execve(sys.executable, [sys.executable, *sys.argv], {**TORCH_CPU_ENV, **os.environ})

@@ -454,7 +454,8 @@ def test_papermill_kernel_runs_inside_sandbox(workdir):
 def test_graded_kernel_runs_torch_with_the_cpu_environment(workdir):
     """The kernels that train graded models get TORCH_CPU_ENV (passive OpenMP waiting, glibc
     keeping freed buffers), the environment the reference speed benchmark measures in."""
-    from autograder.grading.execute import TORCH_CPU_ENV, ExecutionSettings, execute
+    from autograder.grading.cpu_env import TORCH_CPU_ENV
+    from autograder.grading.execute import ExecutionSettings, execute
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(f"import os\nprint({{k: os.environ.get(k) for k in {sorted(TORCH_CPU_ENV)!r}}})")]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..sandbox import Limits, run_limited
 from ..student import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
-from .execute import TORCH_CPU_ENV
+from .cpu_env import TORCH_CPU_ENV
 
 EVAL_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"

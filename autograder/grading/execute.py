@@ -16,18 +16,10 @@ from pathlib import Path
 import nbformat
 
 from ..sandbox import Limits, RunOutcome, SandboxSpec, run_limited, run_sandboxed
+from .cpu_env import TORCH_CPU_ENV
 from .run_notebook import EXIT_DEAD_KERNEL, EXIT_OK, EXIT_TIMEOUT, SANDBOX_ENV
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-# How torch runs well on a shared CPU, for every process that trains or evaluates a model:
-# - OpenMP threads that spin while waiting make every small kernel wait for a descheduled sibling;
-# - glibc hands freed blocks over 128 KiB back to the OS and grows that bound only after a free,
-#   so each batch of a large-batch loop faults its activation buffers in again (a LeNet-5 at
-#   batch 256 ran slower than at batch 128). Keeping blocks up to 32 MiB on the heap and never
-#   trimming it costs no more than the peak the loop already reached.
-TORCH_CPU_ENV = {"OMP_WAIT_POLICY": "PASSIVE",
-                 "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 
 @dataclass(frozen=True)
