@@ -147,12 +147,13 @@ def cmd_export(args) -> int:
         roster = Roster.load(Path(args.roster)) if args.roster else None
         # the gradebook's scores: what an instructor changed in formgrader is what the LMS gets
         final = final_scores(course, name)
-        scores = {r.student: final.get(r.student, (r.score, r.needs_review))[0] for r in results}
-        waiting = sorted(r.student for r in results if final.get(r.student, (0, r.needs_review))[1])
+        graded = {r.student: final.get(r.student, (r.score, r.needs_review)) for r in results}
+        waiting = sorted(student for student, (_, review) in graded.items() if review)
         if waiting:
             _log(f"{len(waiting)} student(s) still have answers waiting for review in formgrader; their exported "
                  f"scores use the suggested points: {', '.join(waiting)}")
-        path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric, scores, roster, args.canvas_id)
+        path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric,
+                          {student: score for student, (score, _) in graded.items()}, roster, args.canvas_id)
     else:
         path = write_csv(course.workdir / "grades" / f"{name}.csv", rubric, results)
     _log(f"wrote {path} ({len(results)} students)")
