@@ -1,5 +1,6 @@
 """LeNet-5: the reference loop (data resident and channels-last, batch 256, no per-batch sync) on
-the tiny digits. Its per-epoch validation accuracy (216 images) is inside its timing; the baseline has none."""
+the tiny digits. Its per-epoch validation accuracy (216 images) is inside its timing; the
+baseline has none."""
 
 import torch
 import torch.nn.functional as F
