@@ -13,6 +13,7 @@ from nbgrader.api import Gradebook
 
 from autograder.course import CourseError
 from autograder.demo import ASSIGNMENT, COHORTS, run_demo
+from autograder.grading.record import latest_results
 
 from .conftest import SANDBOXED, tree_hashes
 
@@ -139,6 +140,14 @@ def test_submissions_untouched_and_attempts_kept(demo):
     assert before and tree_hashes(course.submitted_dir) == before
     for student, result in by.items():
         assert (course.workdir / "autograded" / student / ASSIGNMENT / "attempts" / "001" / "result.json").is_file()
+    # alice and dave wrote the same reflection: the copy flag found after the batch is in their
+    # stored attempts too (where `export` and later class reports read it), and in the gradebook
+    stored = {r.student: r for r in latest_results(course, ASSIGNMENT)}
+    for student in ("alice_reference", "dave_endless"):
+        copies = [f for f in by[student].flags if "near-duplicate" in f]
+        assert copies and stored[student].flags == by[student].flags, student
+    with Gradebook(course.db_url, course.course_id) as gb:
+        assert gb.find_grade("reflection", ASSIGNMENT, ASSIGNMENT, "alice_reference").needs_manual_grade
     text = (course.submitted_dir / "frank_edits_test" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert "this test is in my way" in text
 

@@ -176,26 +176,35 @@ def grade_assignment(course: Course, assignment: str, profile: str | None = None
     return finish(course, rubric, results + kept, profile, start)
 
 
-def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> None:
-    """Near-duplicate written answers between students go to a human, as pairs."""
+def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
+    """Near-duplicate written answers between students go to a human, as pairs. Returns the
+    students whose results gained a flag (a flag already there is not added twice)."""
     from ..reflection import near_duplicates
 
+    changed = set()
+    by = {r.student: r for r in results}
     for part in rubric.answer_parts:
         answers = {r.student: p.details["answer"] for r in results for p in r.parts
                    if p.id == part.id and p.details.get("answer")}
-        by = {r.student: r for r in results}
         for a, b, similarity in near_duplicates(answers):
             for me, other in ((a, b), (b, a)):
-                by[me].flags.append(f"{part.id}: near-duplicate of {other}'s answer (similarity {similarity:.2f})")
+                flag = f"{part.id}: near-duplicate of {other}'s answer (similarity {similarity:.2f})"
+                if flag not in by[me].flags:
+                    by[me].flags.append(flag)
+                    changed.add(me)
                 for p in by[me].parts:
                     if p.id == part.id:
                         p.needs_review = True
+    return changed
 
 
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
     from ..reports import render_class_report, render_feedback
 
-    flag_copied_answers(rubric, results)
+    copied = flag_copied_answers(rubric, results)
+    for result in results:   # the attempt on disk keeps the flag too: exports and later reports read it
+        if result.student in copied:
+            record.write_attempt(result)
     record.record_gradebook(course, rubric, results)
     for result in results:
         record.publish_notebook(course, result)
