@@ -27,6 +27,7 @@ from autograder.grading.batch import grade_assignment
 from autograder.grading.checks.context import EvalContext
 from autograder.grading.timing import machine_key, store_reference_seconds
 from autograder.release import release_assignment
+from autograder.rubric import load_rubric
 from autograder.sandbox.bwrap import UID_RANGE
 
 from . import adversarial_cohort as adv
@@ -305,11 +306,16 @@ def test_warnings_on_stderr_do_not_zero_a_passing_test(batch):
 
 # ---------------------------------------------------------------- claims
 
-def test_fake_accuracy_is_flagged_and_not_believed(batch):
+def test_fake_accuracy_is_flagged_and_not_believed(batch, course):
     result = batch["by"]["fake_accuracy"]
     assert any("reported validation accuracy 0.999" in f for f in result.flags)
     assert result.evaluation["val_accuracy"] < 0.95
-    assert parts(result)["accuracy"].points == 7
+    # the points are those of the band the measured test accuracy reaches, never of the claim
+    measured = result.evaluation["test"]["accuracy"]
+    bands = load_rubric(course.rubric_dir / f"{adv.ASSIGNMENT}.yaml").part("accuracy").bands["tiny"]
+    part = parts(result)["accuracy"]
+    assert part.details["value"] == measured < 0.95
+    assert part.points == next((b.points for b in bands if measured >= b.bound), 0.0)
 
 
 def test_training_outside_the_timed_cell_still_counts(batch):
