@@ -28,6 +28,8 @@ SANDBOX_ENV = "AUTOGRADER_SANDBOXED"   # set by the executor: we are alone in a 
 MAX_TEXT = 64 * 1024                   # characters kept of one text output (head and tail)
 MAX_DATA = 2 * 2**20                   # bytes of one rich output (a figure is ~50 kB)
 MAX_OUTPUTS = 200                      # outputs kept per cell
+MAX_CELL_BYTES = 512 * 1024            # all outputs of one cell together (as nbgrader's LimitOutput keeps one)
+MAX_NOTEBOOK_BYTES = 8 * 2**20         # all outputs of the notebook (a student can add many cells)
 ENGINE = "autograder"
 
 
@@ -91,7 +93,35 @@ def _cap_text(text: str) -> tuple[str, bool]:
     return f"{head}\n[... {len(text) - MAX_TEXT:,} characters dropped by the grader ...]\n{tail}", True
 
 
-def limit_outputs(cell) -> int:
+def _size(out) -> int:
+    return len(json.dumps(out, default=str))
+
+
+def _within_budget(outputs: list, budget: int) -> int:
+    """Keep outputs in order while their sum fits `budget`; replace the rest by one note (an error
+    among them is kept, capped, so a failing cell still counts as failed). Returns how many were cut.
+    Applied after the per-output caps, whatever the kernel's timing split the output into."""
+    used, keep, dropped, errors = 0, [], 0, []
+    for out in outputs:
+        size = _size(out)
+        if used + size <= budget:
+            keep.append(out)
+            used += size
+        elif out.get("output_type") == "error":
+            errors.append(out)
+        else:
+            dropped += 1
+    if not dropped and not errors:
+        return 0
+    from nbformat import from_dict
+
+    keep.append(from_dict({"output_type": "stream", "name": "stderr",
+                           "text": f"[... {dropped} output(s) of this cell dropped by the grader: over {budget:,} bytes ...]\n"}))
+    outputs[:] = keep + errors[:1]
+    return dropped
+
+
+def limit_outputs(cell, budget: int = MAX_CELL_BYTES) -> int:
     """Cap the outputs of one cell in place; return how many were cut."""
     outputs = cell.get("outputs") or []
     cut = max(0, len(outputs) - MAX_OUTPUTS)
@@ -122,6 +152,15 @@ def limit_outputs(cell) -> int:
                 text = data["text/plain"]
                 data["text/plain"], was_cut = _cap_text("".join(text) if isinstance(text, list) else str(text))
                 cut += was_cut
+    return cut + _within_budget(outputs, budget)
+
+
+def limit_notebook(nb, total: int = MAX_NOTEBOOK_BYTES) -> int:
+    """The final pass: every cell within its own budget and the notebook within its total."""
+    cut, remaining = 0, total
+    for cell in nb.cells:
+        cut += limit_outputs(cell, max(4096, min(MAX_CELL_BYTES, remaining)))
+        remaining -= sum(_size(o) for o in cell.get("outputs") or [])
     return cut
 
 
@@ -155,7 +194,7 @@ def _register_engine() -> None:
                 return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
             finally:
                 killed = stop_leftovers()
-                cut = sum(limit_outputs(cell) for cell in nb_man.nb.cells)
+                cut = limit_notebook(nb_man.nb)
                 nb_man.nb.metadata["autograder"] = {"leftover_processes_killed": killed, "outputs_cut": cut}
                 out = Path(nb_man.output_path)
                 try:
