@@ -355,25 +355,44 @@ def grade_all(course: Course, names: list[str], sandboxed: bool, log: Callable[[
     return outcomes, reference
 
 
+MARKER = ".autograder-demo"   # written by the demo into its folder: only such a folder is ever deleted
+
+
+def fresh_demo_folder(workdir: Path, log: Callable[[str], None] = print) -> Path:
+    """An empty folder for the demo. An existing one is replaced only when the demo made it (its
+    marker file is there); anything else, even an empty folder, is refused and left as it is."""
+    workdir = workdir.resolve()
+    if workdir.is_symlink() or (workdir.exists() and not workdir.is_dir()):
+        raise CourseError(f"{workdir} is not a folder the demo can use; choose another --into")
+    if workdir.exists():
+        if not (workdir / MARKER).is_file():
+            raise CourseError(
+                f"refusing to use {workdir}: it exists and was not made by the demo (no {MARKER} file in it), "
+                "so it may hold work of yours. Choose another --into folder, or move that one away yourself.")
+        log(f"replacing the earlier demo in {workdir}")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by `autograder demo`; the next demo run replaces this folder\n")
+    return workdir
+
+
 def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str], None] = print,
              assignments: list[str] | None = None, workers: int | None = None) -> tuple[Course, DemoRun]:
     """Build, release, make the cohorts of, and grade `assignments` (default: every assignment of
     the course that has a cohort function) in a fresh `workdir`."""
     start = time.perf_counter()
-    workdir = Path(workdir).resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    # every argument is checked before anything is deleted
+    wanted = [course.check_assignment(a) for a in assignments] if assignments else list(course.assignments)
+    skipped = [a for a in wanted if a not in COHORTS]
+    names = [a for a in wanted if a in COHORTS]
+    for name in skipped:
+        log(f"skipping {name}: the demo has no cohort for it (add a cohort function to demo.COHORTS)")
+    if not names:
+        raise CourseError(f"no assignment to demonstrate: none of {wanted} has a cohort in demo.COHORTS")
+    workdir = fresh_demo_folder(Path(workdir), log)
     course = course.with_work(workdir)
     write_nbgrader_config(course)
     log(f"demo work folder: {workdir}")
-    wanted = [course.check_assignment(a) for a in assignments] if assignments else list(course.assignments)
-    skipped = [a for a in wanted if a not in COHORTS]
-    for name in skipped:
-        log(f"skipping {name}: the demo has no cohort for it (add a cohort function to demo.COHORTS)")
-    names = [a for a in wanted if a in COHORTS]
-    if not names:
-        raise CourseError(f"no assignment to demonstrate: none of {wanted} has a cohort in demo.COHORTS")
     log(f"1/3 build, release (with the leak check) and write a cohort, for {len(names)} assignment(s)")
     size = 0
     for i, name in enumerate(names, 1):
