@@ -99,9 +99,14 @@ def cmd_grade(args) -> int:
                                sandboxed=not args.unsandboxed, workers=args.workers, scheduler=args.scheduler,
                                force=args.force, log=_log, console=console)
     console.print(summary_table(outcome.results))
+    for failure in outcome.grader_failures:
+        _log(f"GRADER ERROR {failure.student}: {failure.message}")
+    if outcome.grader_failures:
+        _log(f"{len(outcome.grader_failures)} submission(s) could not be graded because of the grader's side; "
+             "no earlier grade was replaced. Fix the cause and run `grade` again: they are retried.")
     _log(f"grades CSV: {outcome.csv}\nclass report: {outcome.report}\n"
          f"feedback: {course.feedback_dir}/<student>/{args.assignment}/  ({outcome.wall_s:.0f} s)")
-    return 0
+    return 3 if outcome.grader_failures else 0
 
 
 def cmd_check(args) -> int:
@@ -279,10 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     from .build import BuildError
     from .release import ReleaseError
     from .sandbox import SandboxUnavailable
+    from .grading.preflight import PreflightError
+    from .grading.record import RecordError
 
     try:
         return args.func(args)
-    except (CourseError, RubricError, BuildError, ReleaseError, SandboxUnavailable, FileNotFoundError, KeyError) as exc:
+    except (CourseError, RubricError, BuildError, ReleaseError, SandboxUnavailable, PreflightError, RecordError,
+            FileNotFoundError, KeyError) as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         return 2
     except KeyboardInterrupt:

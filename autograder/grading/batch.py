@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +17,13 @@ from ..datasets.hidden import course_secret
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
+from .calibrate import calibration_path
 from .execute import ExecutionSettings
+from .inputs import changed, file_digest, grading_inputs, notebook_digest, reuse
 from .pipeline import GradingTask, grade_one
+from .preflight import preflight, reference_failed
 from .progress import BatchProgress
-from .results import RETRY_FLAGS, GradeResult, Submission, file_sha256
+from .results import GradeResult, Submission, file_sha256
 from .timing import cached_reference_seconds, machine_key, store_reference_seconds
 
 
@@ -30,6 +33,7 @@ class BatchOutcome:
     csv: Path
     report: Path
     wall_s: float
+    grader_failures: list[GradeResult] = field(default_factory=list)   # newest attempts the grader failed
 
 
 def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: bool,
@@ -48,16 +52,29 @@ def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: 
 
 
 def discover(course: Course, assignment: str, student: str | None = None) -> list[Submission]:
+    """Every submission folder; one that holds no single notebook to grade yields a Submission
+    with a `problem` (graded `invalid`, naming what was found), never an exception."""
     subs = []
     for folder in sorted(course.submitted_dir.glob(f"*/{assignment}")):
         if student and folder.parent.name != student:
             continue
-        path = folder / f"{assignment}.ipynb"
-        if not path.exists():
-            others = sorted(folder.glob("*.ipynb"))
-            path = others[0] if len(others) == 1 else path
-        subs.append(Submission(folder.parent.name, assignment, path))
+        subs.append(_submission(folder, folder.parent.name, assignment))
     return subs
+
+
+def _submission(folder: Path, student: str, assignment: str) -> Submission:
+    expected = folder / f"{assignment}.ipynb"
+    if expected.is_file():
+        return Submission(student, assignment, expected)
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    if len(notebooks) == 1:
+        return Submission(student, assignment, notebooks[0])
+    names = sorted(p.name for p in folder.iterdir())[:10]
+    found = (f"{len(notebooks)} notebooks, none named {expected.name}" if notebooks else "no notebook") + \
+        (f" (files: {', '.join(names)})" if names else " (the folder is empty)")
+    return Submission(student, assignment, expected,
+                      problem=f"expected one notebook named {expected.name}; found {found}. "
+                              f"Submit exactly one notebook, named {expected.name}")
 
 
 def _next_attempt(course: Course, sub: Submission) -> tuple[int, Path]:
@@ -67,15 +84,28 @@ def _next_attempt(course: Course, sub: Submission) -> tuple[int, Path]:
     return n, root / f"{n:03d}"
 
 
+def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
+                reference_s: float | None) -> dict:
+    limits = {**vars(settings.limits), "cell_timeout_s": settings.cell_timeout_s, "sandboxed": settings.sandboxed}
+    return grading_inputs(file_sha256(sub.path), notebook_digest(course.source_notebook(sub.assignment)), profile, limits,
+                          rubric, reference_s, file_digest(calibration_path(rubric)))
+
+
 def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
-              reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0) -> GradingTask:
+              reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0,
+              previous: "Decision | None" = None) -> GradingTask:
+    """A grading task; with `previous` (a re-score decision), one that scores that attempt's run again."""
     if attempt_dir is None:
         attempt, attempt_dir = _next_attempt(course, sub)
+    rescore = previous is not None and previous.action in ("rescore", "reevaluate")
     return GradingTask(submission=sub, rubric=rubric, profile=profile,
                        source_notebook=course.source_notebook(sub.assignment), attempt_dir=attempt_dir,
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
-                       reference_train_s=reference_s)
+                       reference_train_s=reference_s,
+                       inputs=task_inputs(course, rubric, sub, profile, settings, reference_s),
+                       rescore_from=Path(previous.result.output_dir) if rescore else None,
+                       reevaluate=rescore and previous.action == "reevaluate")
 
 
 def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: ExecutionSettings,
@@ -92,37 +122,55 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
     result = grade_one(make_task(course, rubric, sub, profile, settings, None, scratch, 0))
     seconds = result.timings.get("train_s")
-    if seconds:
-        store_reference_seconds(course.cache_dir, name, profile, machine, seconds)
-    else:
-        log(f"warning: the reference did not train ({result.status}: {result.message}); timing needs review")
+    if not seconds:   # every student's timing would be scored against nothing: refuse, before any runs
+        raise reference_failed(name, profile, result.status, result.message, scratch)
+    store_reference_seconds(course.cache_dir, name, profile, machine, seconds)
     return seconds
 
 
-def result_key(result_or_sha: GradeResult | str, rubric_version: int = 0, profile: str = "") -> str:
-    """What makes a grade reusable: the submission's content, the rubric version, the profile."""
-    if isinstance(result_or_sha, GradeResult):
-        r = result_or_sha
-        return f"{r.submission_sha256}:{r.rubric_version}:{r.profile}"
-    return f"{result_or_sha}:{rubric_version}:{profile}"
+@dataclass
+class Decision:
+    """What to do with one submission: "keep" its standing grade, "rescore"/"reevaluate" the
+    standing attempt's run (only scoring or evaluation inputs changed), or "run" it."""
+    submission: Submission
+    action: str
+    result: GradeResult | None = None     # the standing attempt, when there is one
+    changed: list[str] = field(default_factory=list)
 
 
-def _reusable(course: Course, sub: Submission, key: str) -> GradeResult | None:
-    """The newest attempt with the same key; one whose grading infrastructure failed is tried again."""
-    for result in reversed(record.attempts(course, sub.student, sub.assignment)):
-        if result_key(result) == key and not RETRY_FLAGS & set(result.flags):
-            return result
-    return None
+def decide(course: Course, sub: Submission, inputs: dict, force: bool) -> Decision:
+    found = record.attempts(course, sub.student, sub.assignment)
+    standing = record.standing(found)
+    # the newest attempt failed on the grader's side: retried (its grade, if any, stands meanwhile)
+    if force or not found or found[-1].grader_side or not standing.inputs:
+        return Decision(sub, "run", standing)
+    action = reuse(standing.inputs, inputs)
+    if action == "reevaluate" and not (Path(standing.output_dir) / "work" / "artifacts").is_dir():
+        action = "run"
+    return Decision(sub, action, standing, changed(standing.inputs, inputs))
 
 
-def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool):
-    """Split submissions into those to grade and earlier results to keep (resume)."""
-    todo, kept = [], []
-    for sub in subs:
-        key = result_key(file_sha256(sub.path), rubric.version, profile)
-        previous = None if force else _reusable(course, sub, key)
-        (kept.append(previous) if previous else todo.append(sub))
-    return todo, kept
+def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool,
+         settings: ExecutionSettings, reference_s: float | None) -> list[Decision]:
+    """Decide per submission from the fingerprints of what its grade depends on (grading/inputs.py)."""
+    return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s), force) for s in subs]
+
+
+def _describe_plan(decisions: list[Decision], log: Callable[[str], None]) -> None:
+    kept = [d for d in decisions if d.action == "keep"]
+    again = [d for d in decisions if d.action in ("rescore", "reevaluate")]
+    if kept:
+        log(f"{len(kept)} grade(s) kept: nothing they depend on changed (use --force to regrade)")
+    if again:
+        why = sorted({k for d in again for k in d.changed})
+        log(f"{len(again)} grade(s) to score again from their stored runs, without running the notebooks "
+            f"(changed: {', '.join(why)})")
+
+
+def _changed_grades(decisions: list[Decision], results: list[GradeResult]) -> list[str]:
+    before = {d.submission.student: d.result for d in decisions if d.action in ("rescore", "reevaluate")}
+    return [f"{r.student} {before[r.student].score:g} -> {r.score:g}" for r in results
+            if r.student in before and not r.grader_side and abs(r.score - before[r.student].score) > 1e-9]
 
 
 def grade_assignment(course: Course, assignment: str, profile: str | None = None, student: str | None = None,
@@ -136,26 +184,28 @@ def grade_assignment(course: Course, assignment: str, profile: str | None = None
     start = time.perf_counter()
     course.check_assignment(assignment)
     profile = profile or course.default_profile
+    course.profile(profile)
     rubric = load_rubric(course.rubric_dir / f"{assignment}.yaml", assignment)
     subs = discover(course, assignment, student)
     if not subs:
         who = f"student {student!r}" if student else "any student"
         raise FileNotFoundError(f"no submission of {assignment} by {who} under {course.submitted_dir}/<student>/{assignment}/")
-    todo, kept = plan(course, rubric, subs, profile, force)
-    if kept:
-        log(f"{len(kept)} submission(s) already graded with this rubric version and profile: kept "
-            "(use --force to regrade)")
     scheduler = scheduler or course.scheduler_address
-    workers = workers or default_workers(len(todo))
+    workers = workers or default_workers(len(subs))
     threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else None
-    settings = execution_settings(course, rubric, profile, sandboxed, threads)
+    settings = execution_settings(course, rubric, profile, sandboxed, threads)   # the sandbox works
+    preflight(course, rubric, profile, scheduler)
     record.ensure_assignment_in_gradebook(course, assignment)
     course_secret(course.cache_dir)  # created by the client, before workers race for it
+    ref = reference_seconds(course, rubric, profile, settings, log=log)
+    decisions = plan(course, rubric, subs, profile, force, settings, ref)
+    _describe_plan(decisions, log)
+    kept = [d.result for d in decisions if d.action == "keep"]
+    todo = [d for d in decisions if d.action != "keep"]
     results: list[GradeResult] = []
     if todo:
-        ref = reference_seconds(course, rubric, profile, settings, log=log)
-        tasks = [make_task(course, rubric, s, profile, settings, ref) for s in todo]
-        where = f"the cluster at {scheduler}" if scheduler else f"{workers} local worker(s)"
+        tasks = [make_task(course, rubric, d.submission, profile, settings, ref, previous=d) for d in todo]
+        where = f"the cluster at {scheduler}" if scheduler else f"{min(workers, len(tasks))} local worker(s)"
         log(f"grading {len(tasks)} submission(s) of {assignment} on {where}, "
             f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
         display = BatchProgress(len(tasks), console) if console is not None else None
@@ -168,11 +218,14 @@ def grade_assignment(course: Course, assignment: str, profile: str | None = None
                 log(f"  {result.student:<22} {result.status:<8} {result.score:5.1f}/{result.max_score:g}  {result.message[:70]}")
 
         try:
-            with grading_client(workers, scheduler) as client, (display or nullcontext()):
+            with grading_client(min(workers, len(tasks)), scheduler) as client, (display or nullcontext()):
                 results = dispatch(client, tasks, done)
         except InterruptedBatch as stop:
             log(f"interrupted: {len(stop.finished)} finished result(s) are kept; run again to grade the rest")
             results = stop.finished
+    changes = _changed_grades(decisions, results)
+    if any(d.action in ("rescore", "reevaluate") for d in decisions):
+        log(f"scored again: {len(changes)} grade(s) changed" + (f": {', '.join(changes)}" if changes else ""))
     return finish(course, rubric, results + kept, profile, start)
 
 
@@ -199,27 +252,35 @@ def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
 
 
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
+    """Record a batch: the gradebook, feedback, CSV and class report. A grader-side failure is
+    listed for the instructor and never replaces a grade (nor its feedback)."""
     from ..reports import render_class_report, render_feedback
 
-    copied = flag_copied_answers(rubric, results)
-    for result in results:   # the attempt on disk keeps the flag too: exports and later reports read it
+    completed = [r for r in results if not r.grader_side]
+    copied = flag_copied_answers(rubric, completed)
+    for result in completed:   # the attempt on disk keeps the flag too: exports and later reports read it
         if result.student in copied:
             record.write_attempt(result)
-    record.record_gradebook(course, rubric, results)
-    for result in results:
-        record.publish_notebook(course, result)
+    record.record_gradebook(course, rubric, completed)
+    standing = {r.student: r for r in record.latest_results(course, rubric.assignment)}
+    standing.update({r.student: r for r in completed})
+    # a failure gets a feedback page only where no grade stands (it says so, and nothing internal)
+    ungraded = [r for r in results if r.grader_side and standing.get(r.student, r).grader_side]
+    for result in completed + ungraded:
+        if not result.grader_side:
+            record.publish_notebook(course, result)
         page = render_feedback(result, rubric)
         html = course.feedback_dir / result.student / result.assignment / f"{result.assignment}.html"
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page)
         if Path(result.output_dir).is_dir():  # the attempt keeps its own copy
             (Path(result.output_dir) / "feedback.html").write_text(page)
-    every = {r.student: r for r in record.latest_results(course, rubric.assignment)}
-    every.update({r.student: r for r in results})
-    csv_path = record.write_csv(course.workdir / "grades" / f"{rubric.assignment}.csv", rubric, list(every.values()))
+    every = list(standing.values())
+    csv_path = record.write_csv(course.workdir / "grades" / f"{rubric.assignment}.csv", rubric, every)
     report = course.workdir / "reports" / f"{rubric.assignment}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     links = {s: os.path.relpath(course.feedback_dir / s / rubric.assignment / f"{rubric.assignment}.html",
-                                report.parent) for s in every}
-    report.write_text(render_class_report(rubric, list(every.values()), profile, links))
-    return BatchOutcome(results, csv_path, report, time.perf_counter() - start)
+                                report.parent) for s in standing}
+    failures = record.grader_failures(course, rubric.assignment)
+    report.write_text(render_class_report(rubric, every, profile, links, grader_failures=failures))
+    return BatchOutcome(results, csv_path, report, time.perf_counter() - start, failures)

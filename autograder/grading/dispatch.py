@@ -75,9 +75,11 @@ def _lost(task: GradingTask, exc: BaseException) -> GradeResult:
                    "it was not retried again")
     else:
         message = f"the grading task failed: {type(exc).__name__}: {exc}"
-    return GradeResult(task.submission.student, task.submission.assignment, "crashed", message, task.profile,
+    # a notebook runs in a child process, so a dead worker is the runner's failure, not a grade
+    return GradeResult(task.submission.student, task.submission.assignment, "grader_error", message, task.profile,
                        attempt=task.attempt, output_dir=str(task.attempt_dir), rubric_version=task.rubric.version,
-                       parts=zero_parts(task.rubric, "grading did not finish"), flags=[WORKER_LOST])
+                       parts=zero_parts(task.rubric, "grading did not finish (a problem on the grader's side)"),
+                       flags=[WORKER_LOST], inputs=dict(task.inputs))
 
 
 def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult], None],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -134,10 +135,14 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
         return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
     except Exception as exc:
         return {"ok": False, "error": f"the exported model could not be loaded: {type(exc).__name__}: {str(exc)[:200]}"}
-    try:
+    try:   # the grader's own data: a failure here is not the student's
         test = ctx.test_split
-        predictions = _predict(program, test.images)
         val = load_split(ctx.dataset, "val", ctx.profile, data_root)
+    except Exception as exc:
+        return {"ok": False, "grader_error": f"the {ctx.profile} data could not be loaded on runner "
+                                             f"{platform.node()}: {type(exc).__name__}: {str(exc)[:300]}"}
+    try:
+        predictions = _predict(program, test.images)
         val_accuracy = float((_predict(program, val.images) == val.labels).float().mean())
     except Exception as exc:
         return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
@@ -230,9 +235,10 @@ def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     outcome = run_limited(argv, Limits(wall_seconds=timeout_s, memory_bytes=8 * 2**30), cwd=Path(out).parent, env=env)
     report = Path(out) / EVAL_FILE
-    if outcome.killed_reason or not report.is_file():
+    if outcome.killed_reason or not report.is_file():   # the trusted side did not finish: not the student's fault
         tail = outcome.stderr.strip().splitlines()[-1:] or [""]
-        return {"ok": False, "error": f"the evaluator failed ({outcome.killed_reason or 'exit ' + str(outcome.returncode)}): {tail[0][:300]}"}
+        return {"ok": False, "grader_error": f"the evaluator on runner {platform.node()} did not finish "
+                                             f"({outcome.killed_reason or 'exit ' + str(outcome.returncode)}): {tail[0][:300]}"}
     return json.loads(report.read_text())
 
 

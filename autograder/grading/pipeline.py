@@ -3,11 +3,12 @@ every submission yields a GradeResult with a status. Runs on a Dask worker or in
 
 from __future__ import annotations
 
-import shutil
+import copy
 import platform
+import shutil
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .execute import Execution, ExecutionSettings, cell_duration, cell_errors, e
 from .calibrate import load_calibrations
 from .evaluate import evaluate
 from .results import GRADER_ERROR, GradeResult, PartResult, Submission, file_sha256
+from .stored import read_attempt
 from .sanitize import InvalidSubmission, read_submission, sanitize
 from .score import VALUE_TOLERANCE, ScoringInput, score_all
 
@@ -37,6 +39,9 @@ class GradingTask:
     reference_train_s: float | None = None
     seed: int = 0
     device: str = "auto"
+    inputs: dict = field(default_factory=dict)     # fingerprints of what the grade depends on
+    rescore_from: Path | None = None   # an earlier attempt whose run is scored again instead of running
+    reevaluate: bool = False           # with rescore_from: evaluate its artifacts again
 
 
 def _now() -> str:
@@ -61,11 +66,13 @@ def _status_message(execution: Execution, errors: list[dict]) -> tuple[str, str]
     if execution.status != "ok":
         return execution.status, execution.message
     raised = [e for e in errors if not e["cell"].startswith("test_")]
+    tests = len(errors) - len(raised)
+    also = f" (and {tests} test cell(s) failed)" if tests else ""
     if raised:
         first = raised[0]
-        return "failed", (f"{len(raised)} cell(s) raised an error; first: cell '{first['cell']}' raised "
-                          f"{first['ename']}: {first['evalue'][:160]}")
-    return "graded", "the notebook ran to the end"
+        return "failed", (f"{len(raised)} cell(s) outside the tests raised an error{also}; first: cell "
+                          f"'{first['cell']}' raised {first['ename']}: {first['evalue'][:160]}")
+    return "graded", "the notebook ran to the end" + also
 
 
 def _parameters(task: GradingTask, artifacts: Path) -> dict:
@@ -91,27 +98,40 @@ def grade_one(task: GradingTask) -> GradeResult:
     result = GradeResult(student=sub.student, assignment=sub.assignment, status="crashed", message="",
                          profile=task.profile, attempt=task.attempt, output_dir=str(task.attempt_dir),
                          submission_sha256=file_sha256(sub.path), rubric_version=task.rubric.version,
-                         started_at=_now(), runner=platform.node(), versions=versions())
+                         started_at=_now(), runner=platform.node(), versions=versions(), inputs=dict(task.inputs))
     if task.attempt_dir.exists():  # a task retried after its worker died starts clean
         shutil.rmtree(task.attempt_dir, ignore_errors=True)
     task.attempt_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        _grade_into(task, result)
-    except Exception as exc:  # a grader bug must still yield a record, and say so
-        result.status, result.message = "crashed", f"internal grading error: {type(exc).__name__}: {exc}"
-        result.flags.append(GRADER_ERROR)
-        result.parts = zero_parts(task.rubric, "grading failed") if not result.parts else result.parts
+        if task.rescore_from:
+            _rescore_into(task, result)
+        else:
+            _grade_into(task, result)
+    except Exception as exc:  # a grader bug must still yield a record, and say so (never as a grade)
+        mark_grader_error(result, task.rubric, f"internal grading error: {type(exc).__name__}: {exc}")
         (task.attempt_dir / "grader-error.txt").write_text(traceback.format_exc())
     result.finished_at = _now()
     result.timings["total_s"] = round(time.perf_counter() - t0, 3)
     return result
 
 
+def mark_grader_error(result: GradeResult, rubric: Rubric, message: str) -> None:
+    """The grader's own side failed: a status of its own, no points, never a student's grade."""
+    result.status, result.message = "grader_error", message
+    if GRADER_ERROR not in result.flags:
+        result.flags.append(GRADER_ERROR)
+    result.parts = zero_parts(rubric, "grading did not finish (a problem on the grader's side)")
+
+
 def _grade_into(task: GradingTask, result: GradeResult) -> None:
     sub, rubric = task.submission, task.rubric
+    if sub.problem:
+        result.status, result.message = "invalid", sub.problem
+        result.parts = zero_parts(rubric, "no gradable notebook was submitted")
+        return
+    source_nb = nbformat.read(task.source_notebook, as_version=4)   # the grader's file: its failure is ours
     try:
-        source_nb = nbformat.read(task.source_notebook, as_version=4)
         clean = sanitize(read_submission(sub.path), source_nb, sub.assignment)
     except InvalidSubmission as exc:
         result.status, result.message = "invalid", str(exc)
@@ -124,22 +144,62 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     execution = execute(clean.notebook, workdir, sub.assignment, _parameters(task, artifacts), task.settings)
     result.timings["execute_s"] = round(time.perf_counter() - t0, 3)
     result.flags += execution.flags
+    result.execution_flags = list(result.flags)
     executed = nbformat.read(execution.executed, as_version=4) if execution.executed else None
     errors = cell_errors(executed) if executed else []
     result.cell_errors = errors
     result.status, result.message = _status_message(execution, errors)
-    t1 = time.perf_counter()
-    if artifacts.is_dir() and any(artifacts.iterdir()):
-        result.evaluation = evaluate(artifacts, task.attempt_dir / "grader", rubric.path, task.profile,
-                                     task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
-    else:  # nothing to evaluate: spare the evaluator process
-        result.evaluation = {"ok": False, "checks": {}, "figures": {},
-                             "error": "nothing was exported: the export cell did not run or failed"}
-    result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
+    result.evaluation = _evaluate(task, artifacts, result)
     train_s = cell_duration(executed, "train") if executed else None
     result.timings["cells_s"] = round(sum(float(c.metadata.get("papermill", {}).get("duration") or 0)
                                           for c in executed.cells), 3) if executed else None
-    result.timings.update(train_s=train_s, reference_train_s=task.reference_train_s)
+    result.timings["train_s"] = train_s
+    _score(task, result, executed)
+
+
+def _evaluate(task: GradingTask, artifacts: Path, result: GradeResult) -> dict:
+    t1 = time.perf_counter()
+    if artifacts.is_dir() and any(artifacts.iterdir()):
+        evaluation = evaluate(artifacts, task.attempt_dir / "grader", task.rubric.path, task.profile,
+                              task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
+    else:  # nothing to evaluate: spare the evaluator process
+        evaluation = {"ok": False, "checks": {}, "figures": {},
+                      "error": "nothing was exported: the export cell did not run or failed"}
+    result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
+    return evaluation
+
+
+def _score(task: GradingTask, result: GradeResult, executed) -> None:
+    """Points from the run and the evaluation; a failure of the evaluator itself is the grader's."""
+    if result.evaluation.get("grader_error"):
+        mark_grader_error(result, task.rubric, f"the evaluator failed: {result.evaluation['grader_error']}")
+        return
+    result.timings["reference_train_s"] = task.reference_train_s
     result.flags += _discrepancies(result.evaluation)
-    result.parts = score_all(rubric, ScoringInput(task.profile, executed, result.evaluation,
-                                                  train_s, task.reference_train_s, load_calibrations(rubric)))
+    result.parts = score_all(task.rubric, ScoringInput(task.profile, executed, result.evaluation,
+                                                       result.timings.get("train_s"), task.reference_train_s,
+                                                       load_calibrations(task.rubric)))
+
+
+def _rescore_into(task: GradingTask, result: GradeResult) -> None:
+    """Score an earlier attempt's run again (only scoring inputs changed): its executed notebook
+    and, unless the evaluator's inputs changed, its evaluation. Nothing of the student runs."""
+    old_dir = Path(task.rescore_from)
+    old = read_attempt(old_dir)
+    result.rescored_from = old.attempt
+    for name in ("status", "message", "restored_cells", "cell_errors", "execution_flags"):
+        setattr(result, name, copy.deepcopy(getattr(old, name)))
+    result.flags = list(old.execution_flags)
+    result.timings = {k: old.timings.get(k) for k in ("execute_s", "cells_s", "train_s") if k in old.timings}
+    if old.status == "invalid":
+        result.parts = zero_parts(task.rubric, "the submission could not be read")
+        return
+    executed_path = old_dir / "work" / f"{task.submission.assignment}.ipynb"
+    executed = None
+    if executed_path.is_file() and not executed_path.is_symlink():
+        (task.attempt_dir / "work").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(executed_path, task.attempt_dir / "work" / executed_path.name, follow_symlinks=False)
+        executed = nbformat.read(executed_path, as_version=4)
+    result.evaluation = (_evaluate(task, old_dir / "work" / "artifacts", result) if task.reevaluate
+                         else copy.deepcopy(old.evaluation))
+    _score(task, result, executed)

@@ -4,7 +4,6 @@ JSON, the executed notebook where formgrader looks for it, feedback HTML and the
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -12,8 +11,7 @@ from ..course import Course
 from ..nbgrader_config import nbgrader_api, open_gradebook
 from ..rubric import Rubric
 from .results import GradeResult
-
-RESULT_FILE = "result.json"
+from .stored import RESULT_FILE, read_attempt, write_attempt  # noqa: F401 - record's public API
 
 
 class RecordError(RuntimeError):
@@ -53,8 +51,9 @@ def _cell_scores(result: GradeResult, rubric: Rubric) -> dict[str, tuple[float |
 
 
 def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult]) -> None:
+    """Write grades; a grader-side failure is never written (the earlier grade, if any, stands)."""
     with open_gradebook(course) as gb:
-        for result in results:
+        for result in (r for r in results if not r.grader_side):
             gb.update_or_create_student(result.student)
             try:
                 gb.find_submission(result.assignment, result.student)
@@ -86,13 +85,6 @@ def final_scores(course: Course, assignment: str) -> dict[str, tuple[float, bool
         return {sub.student_id: (float(sub.score), bool(sub.needs_manual_grade)) for sub in submissions}
 
 
-def write_attempt(result: GradeResult) -> Path:
-    path = Path(result.output_dir) / RESULT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_dict(), indent=1, default=str))
-    return path
-
-
 def publish_notebook(course: Course, result: GradeResult) -> None:
     """Formgrader shows autograded/<student>/<a>/<a>.ipynb; put this attempt's executed notebook there."""
     executed = Path(result.output_dir) / "work" / f"{result.assignment}.ipynb"
@@ -121,13 +113,26 @@ def attempts(course: Course, student: str, assignment: str) -> list[GradeResult]
     found = []
     for path in sorted((course.autograded_dir / student / assignment / "attempts").glob(f"*/{RESULT_FILE}")):
         try:
-            found.append(GradeResult.from_dict(json.loads(path.read_text())))
-        except (ValueError, TypeError):
+            found.append(read_attempt(path.parent))
+        except (OSError, ValueError, TypeError):
             continue
     return found
 
 
+def standing(found: list[GradeResult]) -> GradeResult | None:
+    """The attempt whose grade stands: the newest one the grader completed (a grader-side failure
+    never replaces a grade); the newest failure only when no grade exists yet."""
+    completed = [r for r in found if not r.grader_side]
+    return completed[-1] if completed else (found[-1] if found else None)
+
+
 def latest_results(course: Course, assignment: str) -> list[GradeResult]:
-    """The newest attempt of every student, read back from the attempt folders."""
-    latest = [attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))]
-    return [a[-1] for a in latest if a]
+    """The standing attempt of every student, read back from the attempt folders."""
+    latest = [standing(attempts(course, d.name, assignment)) for d in sorted(course.autograded_dir.glob("*"))]
+    return [r for r in latest if r]
+
+
+def grader_failures(course: Course, assignment: str) -> list[GradeResult]:
+    """Students whose newest attempt is a grader-side failure: what the instructor must look at."""
+    newest = [attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))]
+    return [a[-1] for a in newest if a and a[-1].grader_side]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-STATUSES = ("graded", "failed", "timeout", "crashed", "invalid")
-# Flags that mean the grading infrastructure failed, not the notebook: such results are retried.
+STATUSES = ("graded", "failed", "timeout", "crashed", "invalid", "grader_error")
+# Flags that mean the grading infrastructure failed, not the notebook: such results are retried,
+# never replace an earlier grade, and are listed for the instructor (status "grader_error").
 WORKER_LOST, GRADER_ERROR = "worker_lost", "grader_error"
 RETRY_FLAGS = frozenset({WORKER_LOST, GRADER_ERROR})
 
@@ -17,6 +18,8 @@ STATUS_HELP = {
     "timeout": "the notebook did not finish within the time limit and was stopped",
     "crashed": "the notebook's process died (out of memory, killed kernel, ...)",
     "invalid": "the file is not a gradable notebook for this assignment",
+    "grader_error": ("grading could not finish because of a problem on the grader's side, not in your notebook; "
+                     "your instructor has been told, and any earlier grade stands"),
 }
 
 
@@ -25,6 +28,7 @@ class Submission:
     student: str
     assignment: str
     path: Path           # submitted/<student>/<assignment>/<assignment>.ipynb, never modified
+    problem: str = ""    # why the folder holds no gradable notebook (the result is `invalid`)
 
 
 @dataclass
@@ -60,6 +64,14 @@ class GradeResult:
     cell_errors: list[dict] = field(default_factory=list)
     evaluation: dict = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)           # what the grade depends on (grading/inputs.py)
+    execution_flags: list[str] = field(default_factory=list)  # flags of reading and running, kept for re-scoring
+    rescored_from: int | None = None                     # the attempt whose run was scored again
+
+    @property
+    def grader_side(self) -> bool:
+        """The grader failed, not the notebook: this result never replaces a grade."""
+        return self.status == "grader_error" or bool(RETRY_FLAGS & set(self.flags))
 
     @property
     def score(self) -> float:
@@ -80,7 +92,8 @@ class GradeResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GradeResult":
-        data = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         data["parts"] = [PartResult(**p) for p in data.get("parts", [])]
         return cls(**data)
 

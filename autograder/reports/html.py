@@ -52,7 +52,7 @@ def _review(results: list[GradeResult]) -> list[tuple[str, list[str]]]:
     out = []
     for r in results:
         reasons = [f"{p.id}: {p.explanation}" for p in r.parts if p.needs_review] + list(r.flags)
-        if r.status in ("crashed", "invalid"):
+        if r.status in ("crashed", "invalid", "grader_error"):
             reasons.insert(0, f"{r.status}: {r.message}")
         if reasons:
             out.append((r.student, reasons))
@@ -72,11 +72,12 @@ def _runners(results: list[GradeResult]) -> list[tuple]:
             for name, rs in sorted(by.items())]
 
 
-def render_class_report(rubric: Rubric, results: list[GradeResult], profile: str, links: dict[str, str]) -> str:
+def render_class_report(rubric: Rubric, results: list[GradeResult], profile: str, links: dict[str, str],
+                        grader_failures: list[GradeResult] = ()) -> str:
     results = sorted(results, key=lambda r: r.student)
     counts = Counter(r.status for r in results)
     mean = sum(r.score for r in results) / len(results) if results else 0.0
     return render("class_report.html.j2", rubric=rubric, results=results, profile=profile, mean=mean,
                   by_status={s: counts.get(s, 0) for s in STATUSES}, review=_review(results),
                   runners=_runners(results), figure=_distribution_png(rubric, results) if results else None,
-                  links=links)
+                  links=links, grader_failures=list(grader_failures))
