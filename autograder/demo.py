@@ -11,11 +11,10 @@ the source and release notebooks); the others are skipped with a log line.
 from __future__ import annotations
 
 import copy
-import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -282,77 +281,16 @@ class DemoRun:
         return {r.student: r for r in self.outcomes[assignment].results}
 
 
-def _quiet(message: str) -> None:
-    pass
-
-
-def _with_limits(settings, limits: dict):
-    """Execution settings with the demo's own notebook and cell time limits."""
-    return replace(settings, cell_timeout_s=limits.get("cell_timeout_s", settings.cell_timeout_s),
-                   limits=replace(settings.limits,
-                                  wall_seconds=limits.get("notebook_timeout_s", settings.limits.wall_seconds)))
-
-
 def grade_all(course: Course, names: list[str], sandboxed: bool, log: Callable[[str], None] = print,
               workers: int | None = None) -> tuple[dict[str, BatchOutcome], dict[str, float | None]]:
-    """Grade the submissions of several assignments in one Dask cluster and one dispatch.
+    """Grade every cohort in one Dask cluster and one dispatch, through the one grading path."""
+    from .grading.batch import grade_assignments
+    from .grading.timing import cached_reference_seconds, machine_key
 
-    `grade_assignment` grades one assignment per call, with its own cluster, and measures the
-    reference in this process before dispatching; this puts the same steps (from
-    grading.batch and grading.dispatch) around one cluster: the reference of every assignment is
-    measured on the cluster in parallel, then every submission of every assignment is one task of
-    a single dispatch, then each assignment is recorded and reported as `grade_assignment` does."""
-    from dask.distributed import as_completed
-
-    from .datasets.hidden import course_secret
-    from .grading import record
-    from .grading.batch import discover, execution_settings, finish, make_task, reference_seconds
-    from .grading.dispatch import InterruptedBatch, default_workers, dispatch, grading_client
-    from .rubric import load_rubric
-
-    start = time.perf_counter()
-    rubrics = {n: load_rubric(course.rubric_dir / f"{n}.yaml", n) for n in names}
-    subs = {n: discover(course, n) for n in names}
-    total = sum(len(s) for s in subs.values())
-    workers = workers or default_workers(total)
-    threads = max(1, (os.cpu_count() or 1) // workers)   # as grade_assignment: cores shared by the workers
-    settings = {n: _with_limits(execution_settings(course, rubrics[n], PROFILE, sandboxed, threads),
-                                DEMO_LIMITS.get(n, {})) for n in names}
-    for name in names:
-        record.ensure_assignment_in_gradebook(course, name)
-    course_secret(course.cache_dir)  # created by the client, before workers race for it
-    elapsed = lambda: f"{time.perf_counter() - start:4.0f} s"  # noqa: E731
-    results = []
-    with grading_client(workers) as client:
-        log(f"  {workers} local Dask worker(s), {threads} thread(s) each, "
-            f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
-        timed = [n for n in names if rubrics[n].of_kind("timing")]   # the others need no reference run
-        reference = {n: None for n in names}
-        log(f"  measuring the reference training time of {len(timed)} assignment(s) on the cluster, in parallel")
-        futures = {client.submit(reference_seconds, course, rubrics[n], PROFILE, settings[n], log=_quiet,
-                                 pure=False, key=f"reference-{n}"): n for n in timed}
-        for i, future in enumerate(as_completed(futures), 1):
-            name = futures[future]
-            reference[name] = future.result()
-            seconds = f"{reference[name]:.1f} s" if reference[name] else "NOT MEASURED (the reference did not train)"
-            log(f"  [{i}/{len(timed)}] reference {name:<18} trains in {seconds}  ({elapsed()})")
-        tasks = [make_task(course, rubrics[n], s, PROFILE, settings[n], reference[n]) for n in names for s in subs[n]]
-        log(f"  grading {len(tasks)} submission(s) of {len(names)} assignment(s) in one dispatch")
-
-        def done(result) -> None:
-            record.write_attempt(result)  # at once: a killed run keeps every finished grade
-            results.append(result)
-            log(f"  [{len(results)}/{len(tasks)}] {result.assignment:<18} {result.student:<24} {result.status:<8} "
-                f"{result.score:5.1f}/{result.max_score:<3g} {result.message[:44]}  ({elapsed()})")
-
-        try:
-            dispatch(client, tasks, done)
-        except InterruptedBatch as stop:
-            log(f"interrupted: {len(stop.finished)} finished result(s) are kept")
-    log(f"3/3 record: gradebook, feedback, grades CSV and class report per assignment  ({elapsed()})")
-    outcomes = {n: finish(course, rubrics[n], [r for r in results if r.assignment == n], PROFILE, start)
-                for n in names}
-    return outcomes, reference
+    outcomes = grade_assignments(course, names, PROFILE, sandboxed=sandboxed, workers=workers, log=log,
+                                 limits=DEMO_LIMITS)
+    log("3/3 recorded: gradebook, feedback, grades CSV and class report per assignment")
+    return outcomes, {n: cached_reference_seconds(course.cache_dir, n, PROFILE, machine_key()) for n in names}
 
 
 MARKER = ".autograder-demo"   # written by the demo into its folder: only such a folder is ever deleted

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -176,57 +176,127 @@ def _changed_grades(decisions: list[Decision], results: list[GradeResult]) -> li
 def grade_assignment(course: Course, assignment: str, profile: str | None = None, student: str | None = None,
                      sandboxed: bool = True, workers: int | None = None, scheduler: str | None = None,
                      force: bool = False, log: Callable[[str], None] = print, console=None) -> BatchOutcome:
-    """Grade what is not graded yet (everything with force), record, and report.
+    """Grade what is not graded yet of one assignment (see `grade_assignments`)."""
+    return grade_assignments(course, [assignment], profile, student, sandboxed, workers, scheduler, force,
+                             log, console)[assignment]
 
-    `console`: a rich Console for the live progress display (the CLI); None prints plain lines."""
+
+@dataclass
+class _Assignment:
+    """One assignment's share of a grading session: its rubric, settings and submissions."""
+    rubric: Rubric
+    settings: ExecutionSettings
+    subs: list[Submission]
+    reference_s: float | None = None
+
+
+def grade_assignments(course: Course, assignments: list[str], profile: str | None = None,
+                      student: str | None = None, sandboxed: bool = True, workers: int | None = None,
+                      scheduler: str | None = None, force: bool = False, log: Callable[[str], None] = print,
+                      console=None, limits: dict[str, dict] | None = None) -> dict[str, BatchOutcome]:
+    """The one grading path (the CLI, the demo and the benchmarks call it): preflight every
+    assignment, measure missing reference times on the cluster in parallel, grade what is not
+    graded yet (everything with `force`) in one dispatch, record and report per assignment.
+
+    `console`: a rich Console for the live progress display (the CLI); None logs a line per result.
+    `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`."""
     from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client
 
     start = time.perf_counter()
-    course.check_assignment(assignment)
     profile = profile or course.default_profile
     course.profile(profile)
-    rubric = load_rubric(course.rubric_dir / f"{assignment}.yaml", assignment)
-    subs = discover(course, assignment, student)
-    if not subs:
-        who = f"student {student!r}" if student else "any student"
-        raise FileNotFoundError(f"no submission of {assignment} by {who} under {course.submitted_dir}/<student>/{assignment}/")
+    jobs = {name: _prepare(course, course.check_assignment(name), profile, student) for name in assignments}
     scheduler = scheduler or course.scheduler_address
-    workers = workers or default_workers(len(subs))
+    workers = workers or default_workers(sum(len(j.subs) for j in jobs.values()))
     threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else None
-    settings = execution_settings(course, rubric, profile, sandboxed, threads)   # the sandbox works
-    preflight(course, rubric, profile, scheduler)
-    record.ensure_assignment_in_gradebook(course, assignment)
+    for name, job in jobs.items():   # everything that can be checked, before any student code runs
+        job.settings = _with_limits(execution_settings(course, job.rubric, profile, sandboxed, threads),
+                                    (limits or {}).get(name, {}))
+        preflight(course, job.rubric, profile, scheduler)
+        record.ensure_assignment_in_gradebook(course, name)
     course_secret(course.cache_dir)  # created by the client, before workers race for it
-    ref = reference_seconds(course, rubric, profile, settings, log=log)
-    decisions = plan(course, rubric, subs, profile, force, settings, ref)
-    _describe_plan(decisions, log)
-    kept = [d.result for d in decisions if d.action == "keep"]
-    todo = [d for d in decisions if d.action != "keep"]
+    elapsed = lambda: f"{time.perf_counter() - start:4.0f} s"  # noqa: E731
     results: list[GradeResult] = []
-    if todo:
-        tasks = [make_task(course, rubric, d.submission, profile, settings, ref, previous=d) for d in todo]
-        where = f"the cluster at {scheduler}" if scheduler else f"{min(workers, len(tasks))} local worker(s)"
-        log(f"grading {len(tasks)} submission(s) of {assignment} on {where}, "
-            f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
-        display = BatchProgress(len(tasks), console) if console is not None else None
+    decisions: list[Decision] = []
+    with grading_client(workers, scheduler) as client:
+        _reference_times(client, course, jobs, profile, log, elapsed)
+        for job in jobs.values():
+            decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s)
+        _describe_plan(decisions, log)
+        todo = [d for d in decisions if d.action != "keep"]
+        tasks = [make_task(course, jobs[d.submission.assignment].rubric, d.submission, profile,
+                           jobs[d.submission.assignment].settings, jobs[d.submission.assignment].reference_s,
+                           previous=d) for d in todo]
+        if tasks:
+            where = f"the cluster at {scheduler}" if scheduler else f"{workers} local worker(s), {threads} thread(s) each"
+            log(f"grading {len(tasks)} submission(s) of {', '.join(jobs)} on {where}, "
+                f"{'sandboxed' if sandboxed else 'UNSANDBOXED'}")
+            display = BatchProgress(len(tasks), console) if console is not None else None
 
-        def done(result: GradeResult) -> None:
-            record.write_attempt(result)  # at once: a killed run keeps every finished grade
-            if display:
-                display.update(result)
-            else:
-                log(f"  {result.student:<22} {result.status:<8} {result.score:5.1f}/{result.max_score:g}  {result.message[:70]}")
+            def done(result: GradeResult) -> None:
+                record.write_attempt(result)  # at once: a killed run keeps every finished grade
+                results.append(result)
+                if display:
+                    display.update(result)
+                else:
+                    log(f"  [{len(results)}/{len(tasks)}] {result.assignment:<18} {result.student:<24} "
+                        f"{result.status:<8} {result.score:5.1f}/{result.max_score:<3g} {result.message[:44]}  ({elapsed()})")
 
-        try:
-            with grading_client(min(workers, len(tasks)), scheduler) as client, (display or nullcontext()):
-                results = dispatch(client, tasks, done)
-        except InterruptedBatch as stop:
-            log(f"interrupted: {len(stop.finished)} finished result(s) are kept; run again to grade the rest")
-            results = stop.finished
+            try:
+                with display or nullcontext():
+                    dispatch(client, tasks, done)
+            except InterruptedBatch as stop:
+                log(f"interrupted: {len(stop.finished)} finished result(s) are kept; run again to grade the rest")
     changes = _changed_grades(decisions, results)
     if any(d.action in ("rescore", "reevaluate") for d in decisions):
         log(f"scored again: {len(changes)} grade(s) changed" + (f": {', '.join(changes)}" if changes else ""))
-    return finish(course, rubric, results + kept, profile, start)
+    kept = [d.result for d in decisions if d.action == "keep"]
+    return {name: finish(course, job.rubric, [r for r in results + kept if r.assignment == name], profile, start)
+            for name, job in jobs.items()}
+
+
+def _prepare(course: Course, name: str, profile: str, student: str | None) -> _Assignment:
+    rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
+    subs = discover(course, name, student)
+    if not subs:
+        who = f"student {student!r}" if student else "any student"
+        raise FileNotFoundError(f"no submission of {name} by {who} under {course.submitted_dir}/<student>/{name}/")
+    return _Assignment(rubric, None, subs)
+
+
+def _with_limits(settings: ExecutionSettings, overrides: dict) -> ExecutionSettings:
+    if not overrides:
+        return settings
+    return replace(settings, cell_timeout_s=overrides.get("cell_timeout_s", settings.cell_timeout_s),
+                   limits=replace(settings.limits,
+                                  wall_seconds=overrides.get("notebook_timeout_s", settings.limits.wall_seconds)))
+
+
+def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profile: str,
+                     log: Callable[[str], None], elapsed: Callable[[], str]) -> None:
+    """Cached reference times, and the missing ones measured on the cluster, in parallel. A
+    reference that does not train stops the session (PreflightError) before any submission runs."""
+    from dask.distributed import as_completed
+
+    missing = []
+    for name, job in jobs.items():
+        if job.rubric.of_kind("timing"):
+            job.reference_s = cached_reference_seconds(course.cache_dir, name, profile, machine_key())
+            if job.reference_s is None:
+                missing.append(name)
+    if not missing:
+        return
+    log(f"measuring the reference training time of {', '.join(missing)} ({profile}) on the cluster, once")
+    futures = {client.submit(reference_seconds, course, jobs[n].rubric, profile, jobs[n].settings, log=_quiet,
+                             pure=False, key=f"reference-{n}-{profile}"): n for n in missing}
+    for i, future in enumerate(as_completed(futures), 1):
+        name = futures[future]
+        jobs[name].reference_s = future.result()
+        log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
