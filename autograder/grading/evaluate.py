@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 from pathlib import Path
 
-from ..sandbox import Limits, run_limited
 from ..student import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
-from .cpu_env import TORCH_CPU_ENV
 
 EVAL_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -224,22 +221,13 @@ def main(argv: list[str]) -> int:
 
 def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: Path | None,
              cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None) -> dict:
-    argv = [sys.executable, "-P", "-m", "autograder.grading.evaluate", "--artifacts", str(artifacts), "--out", str(out),
-            "--rubric", str(rubric_path), "--profile", profile, "--cache-dir", str(cache_dir)]
-    if hidden_root:
-        argv += ["--hidden-root", str(hidden_root)]
-    if data_root:
-        argv += ["--data-root", str(data_root)]
-    env = {**os.environ, "MPLBACKEND": "agg", **TORCH_CPU_ENV}
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    outcome = run_limited(argv, Limits(wall_seconds=timeout_s, memory_bytes=8 * 2**30), cwd=Path(out).parent, env=env)
-    report = Path(out) / EVAL_FILE
-    if outcome.killed_reason or not report.is_file():   # the trusted side did not finish: not the student's fault
-        tail = outcome.stderr.strip().splitlines()[-1:] or [""]
-        return {"ok": False, "grader_error": f"the evaluator on runner {platform.node()} did not finish "
-                                             f"({outcome.killed_reason or 'exit ' + str(outcome.returncode)}): {tail[0][:300]}"}
-    return json.loads(report.read_text())
+    """Score the artifacts in a fork of this process's warm evaluator (grading/warm_evaluator.py)."""
+    from .warm_evaluator import evaluate_warm
+
+    args = {"artifacts": str(artifacts), "out": str(out), "rubric": str(rubric_path), "profile": profile,
+            "cache_dir": str(cache_dir), "hidden_root": str(hidden_root) if hidden_root else None,
+            "data_root": str(data_root) if data_root else None}
+    return evaluate_warm(args, timeout_s, 8 * 2**30, threads)
 
 
 if __name__ == "__main__":
