@@ -43,8 +43,8 @@ GRADEBOOK_URL = "sqlite:///gradebook.db"
 
 # Grading runners: None starts an embedded Dask LocalCluster; "tcp://host:8786" uses a cluster.
 SCHEDULER_ADDRESS = os.environ.get("AUTOGRADER_SCHEDULER") or None
-# Untrusted code runs under bubblewrap; grading refuses to run unsandboxed unless asked explicitly.
-SANDBOX = "bwrap"
+# Untrusted code always runs under bubblewrap; grading refuses to run without it unless
+# `--unsandboxed` is given on the command line (never a setting that could be left on).
 
 try:
     c = get_config()  # noqa: F821 - defined only when nbgrader/traitlets loads this file

@@ -15,7 +15,7 @@ from .grading.sanitize import InvalidSubmission, read_submission
 from .grading.score import ScoringInput, score_tests
 from .rubric import Part
 from .sandbox import Limits
-from .student import HISTORY_FILE, MODEL_FILE
+from .export_names import HISTORY_FILE, MODEL_FILE
 
 
 @dataclass

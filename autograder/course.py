@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -34,7 +34,6 @@ class Course:
     work: Path | None = None   # runtime root (assignments/, release/, submitted/, ...); defaults to root
     source_dir_name: str = "assignments"
     release_dir_name: str = "release"
-    extra: dict = field(default_factory=dict)
 
     # Folders -------------------------------------------------------------
     @property

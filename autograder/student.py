@@ -13,12 +13,8 @@ from pathlib import Path
 
 import torch
 
-MODEL_FILE = "model.pt2"
-HISTORY_FILE = "history.json"
-REPORTED_FILE = "reported.json"
-FIGURES_DIR = "figures"
-TENSORS_FILE = "tensors.pt"
-EXPERIMENTS_FILE = "experiments.json"
+from .export_names import (EXPERIMENTS_FILE, FIGURES_DIR, HISTORY_FILE, MODEL_FILE,  # noqa: F401 - re-exported
+                           REPORTED_FILE, TENSORS_FILE)
 
 
 def select_device(preferred: str = "auto") -> torch.device:

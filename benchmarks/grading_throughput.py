@@ -44,11 +44,23 @@ def prepare(root: Path, n: int):
     return course
 
 
-def ours(course, workers: int) -> tuple[float, list]:
+def ours(course, workers: int):
     start = time.perf_counter()
     outcome = grade_assignment(course, ASSIGNMENT, "tiny", sandboxed=bwrap_available(), workers=workers,
                                log=lambda m: None)
-    return time.perf_counter() - start, outcome.results
+    return time.perf_counter() - start, outcome
+
+
+STAGES = ("sanitize_s", "runner_start_s", "kernel_s", "cells_s", "evaluate_s", "score_s")
+
+
+def stages(outcome) -> dict:
+    """Mean seconds per submission in each stage of a task, the rest of the task, and the client's recording."""
+    timed = [r.timings for r in outcome.results if r.timings.get("total_s")]
+    mean = {k: sum(t.get(k) or 0 for t in timed) / len(timed) for k in (*STAGES, "total_s")}
+    mean["other_task_s"] = mean.pop("total_s") - sum(mean[k] for k in STAGES)
+    mean["record_s"] = outcome.record_s / max(1, len(outcome.results))
+    return {k: round(v, 2) for k, v in mean.items()}
 
 
 def nbgrader(course) -> float:
@@ -73,16 +85,20 @@ def main() -> None:
                          workers=1, log=lambda m: None)
         import shutil
         shutil.rmtree(course.autograded_dir)
-        ours_s, results = ours(course, args.workers)
+        ours_s, outcome = ours(course, args.workers)
         nbgrader_s = nbgrader(course)
+    results = outcome.results
     overheads = [r.timings["total_s"] - (r.timings.get("cells_s") or 0) for r in results if r.timings.get("total_s")]
     overhead = sum(overheads) / len(overheads)
+    breakdown = stages(outcome)
     print(f"submissions: {args.n} (half correct, half weaker), LeNet-5 tiny profile")
     print(f"ours:     {ours_s:7.1f} s with {args.workers} Dask workers, sandboxed={bwrap_available()}, trusted evaluation")
     print(f"nbgrader: {nbgrader_s:7.1f} s (nbgrader autograde, one notebook after another)")
     print(f"speedup:  {nbgrader_s / ours_s:7.2f}x   overhead per submission (task time minus cell time): {overhead:.1f} s")
+    print("per submission, mean seconds: " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in breakdown.items()))
     print(json.dumps({"ours_s": round(ours_s, 1), "nbgrader_s": round(nbgrader_s, 1),
-                      "speedup": round(nbgrader_s / ours_s, 2), "overhead_s": round(overhead, 1)}))
+                      "speedup": round(nbgrader_s / ours_s, 2), "overhead_s": round(overhead, 1),
+                      "stages_s": breakdown}))
 
 
 if __name__ == "__main__":

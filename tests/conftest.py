@@ -18,6 +18,18 @@ ASSIGNMENT = "lenet5_mnist"
 SANDBOXED = bwrap_available()
 
 
+# Fixtures that grade or train for real (tens of seconds to minutes): a test using one is `slow`,
+# so `./run test -m "not slow"` is the quick loop.
+SLOW_FIXTURES = {"demo_run", "demo", "batch", "two_workers", "postgres", "trained", "run", "graded",
+                 "course_with_it", "exported", "artifacts", "setup"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def course():
     return load_course(REPO)

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from autograder.datasets import load_split
@@ -18,6 +19,7 @@ def test_lenet5_is_faithful():
     assert net(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
 
 
+@pytest.mark.slow
 def test_training_learns_and_export_loads_elsewhere(tmp_path):
     torch.manual_seed(0)
     train, val = load_split("mnist", "train"), load_split("mnist", "val")

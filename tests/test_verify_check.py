@@ -1,6 +1,7 @@
 """verify (the reference earns full marks) and check (a student's self-check), on real notebooks."""
 
 import nbformat
+import pytest
 
 from autograder.check import check_notebook
 from autograder.cli import main
@@ -10,6 +11,7 @@ from autograder.verify import verify_assignment
 from .conftest import ASSIGNMENT, SANDBOXED
 
 
+@pytest.mark.slow
 def test_reference_verifies_with_full_marks(released):
     check = verify_assignment(released, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, log=lambda m: None)
     assert check.ok, check.problems
@@ -22,6 +24,7 @@ def test_build_check_passes_on_the_committed_course():
     assert main(["build", "--check"]) == 0
 
 
+@pytest.mark.slow
 def test_check_reports_what_is_missing_and_what_passes(source_nb, release_nb, tmp_path):
     untouched = tmp_path / "untouched.ipynb"
     nbformat.write(release_nb, untouched)

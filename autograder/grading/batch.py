@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..course import Course
-from ..datasets.hidden import course_secret
+from ..secret import course_secret
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
@@ -34,6 +34,7 @@ class BatchOutcome:
     report: Path
     wall_s: float
     grader_failures: list[GradeResult] = field(default_factory=list)   # newest attempts the grader failed
+    record_s: float = 0.0      # the client's recording: gradebook, feedback, CSV, class report
 
 
 def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: bool,
@@ -102,7 +103,7 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        source_notebook=course.source_notebook(sub.assignment), attempt_dir=attempt_dir,
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
-                       reference_train_s=reference_s,
+                       reference_train_s=reference_s, device=course.profile(profile).device,
                        inputs=task_inputs(course, rubric, sub, profile, settings, reference_s),
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
                        reevaluate=rescore and previous.action == "reevaluate")
@@ -326,6 +327,7 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
     listed for the instructor and never replaces a grade (nor its feedback)."""
     from ..reports import render_class_report, render_feedback
 
+    began = time.perf_counter()
     completed = [r for r in results if not r.grader_side]
     copied = flag_copied_answers(rubric, completed)
     for result in completed:   # the attempt on disk keeps the flag too: exports and later reports read it
@@ -353,4 +355,5 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
                                 report.parent) for s in standing}
     failures = record.grader_failures(course, rubric.assignment)
     report.write_text(render_class_report(rubric, every, profile, links, grader_failures=failures))
-    return BatchOutcome(results, csv_path, report, time.perf_counter() - start, failures)
+    return BatchOutcome(results, csv_path, report, time.perf_counter() - start, failures,
+                        record_s=time.perf_counter() - began)

@@ -45,7 +45,7 @@ def grading_client(workers: int, scheduler: str | None = None) -> Iterator:
                 yield client
         else:
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None, silence_logs=50) as cluster, Client(cluster) as client:
+                              dashboard_address=":0", silence_logs=50) as cluster, Client(cluster) as client:
                 yield client
 
 

@@ -12,7 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
-from ..student import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
+from ..export_names import EXPERIMENTS_FILE, HISTORY_FILE, MODEL_FILE, REPORTED_FILE
 
 EVAL_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import platform
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -37,8 +38,8 @@ class GradingTask:
     data_root: Path | None = None
     hidden_root: Path | None = None
     reference_train_s: float | None = None
-    seed: int = 0
-    device: str = "auto"
+    seed: int = 0                  # the grading seed the notebook receives as a parameter
+    device: str = "auto"           # the profile's device setting, a parameter of the notebook
     inputs: dict = field(default_factory=dict)     # fingerprints of what the grade depends on
     rescore_from: Path | None = None   # an earlier attempt whose run is scored again instead of running
     reevaluate: bool = False           # with rescore_from: evaluate its artifacts again
@@ -130,6 +131,7 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
         result.status, result.message = "invalid", sub.problem
         result.parts = zero_parts(rubric, "no gradable notebook was submitted")
         return
+    t0 = time.perf_counter()
     source_nb = nbformat.read(task.source_notebook, as_version=4)   # the grader's file: its failure is ours
     try:
         clean = sanitize(read_submission(sub.path), source_nb, sub.assignment)
@@ -137,9 +139,11 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
         result.status, result.message = "invalid", str(exc)
         result.parts = zero_parts(rubric, "the submission could not be read")
         return
+    result.timings["sanitize_s"] = round(time.perf_counter() - t0, 3)
     result.restored_cells = clean.restored + [f"{g} (was missing)" for g in clean.added]
     result.flags += clean.warnings
     workdir, artifacts = task.attempt_dir / "work", task.attempt_dir / "work" / "artifacts"
+    warming = _warm_up(rubric)   # while the notebook runs, this process only waits: warm up then
     t0 = time.perf_counter()
     execution = execute(clean.notebook, workdir, sub.assignment, _parameters(task, artifacts), task.settings)
     result.timings["execute_s"] = round(time.perf_counter() - t0, 3)
@@ -149,12 +153,46 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     errors = cell_errors(executed) if executed else []
     result.cell_errors = errors
     result.status, result.message = _status_message(execution, errors)
+    warming.join()
     result.evaluation = _evaluate(task, artifacts, result)
     train_s = cell_duration(executed, "train") if executed else None
-    result.timings["cells_s"] = round(sum(float(c.metadata.get("papermill", {}).get("duration") or 0)
-                                          for c in executed.cells), 3) if executed else None
+    result.timings.update(_run_stages(executed, result.timings["execute_s"]))
     result.timings["train_s"] = train_s
     _score(task, result, executed)
+
+
+def _run_stages(executed, execute_s: float) -> dict:
+    """Where the notebook's run went, from papermill's own clock: cells, and the start-up around
+    them (sandbox and runner process before papermill started; kernel start and hand-offs inside)."""
+    if executed is None:
+        return {"cells_s": None}
+    cells = sum(float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells)
+    notebook = float(executed.metadata.get("papermill", {}).get("duration") or 0)
+    stages = {"cells_s": round(cells, 3)}
+    if notebook:
+        stages.update(runner_start_s=round(max(0.0, execute_s - notebook), 3),
+                      kernel_s=round(max(0.0, notebook - cells), 3))
+    return stages
+
+
+def _warm_up(rubric: Rubric) -> threading.Thread:
+    """Start what this grading process keeps warm (the evaluator's fork server, the written-answer
+    model) in the background; both load once per process. A failure here is seen again, and
+    reported, where the thing is used."""
+    def work() -> None:
+        try:
+            if rubric.evaluates_artifacts:
+                from .warm_evaluator import prestart
+                prestart()
+            if rubric.answer_parts:
+                from ..reflection.embedding import load_model
+                load_model()
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=work, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _evaluate(task: GradingTask, artifacts: Path, result: GradeResult) -> dict:
@@ -174,11 +212,13 @@ def _score(task: GradingTask, result: GradeResult, executed) -> None:
     if result.evaluation.get("grader_error"):
         mark_grader_error(result, task.rubric, f"the evaluator failed: {result.evaluation['grader_error']}")
         return
+    t0 = time.perf_counter()
     result.timings["reference_train_s"] = task.reference_train_s
     result.flags += _discrepancies(result.evaluation)
     result.parts = score_all(task.rubric, ScoringInput(task.profile, executed, result.evaluation,
                                                        result.timings.get("train_s"), task.reference_train_s,
                                                        load_calibrations(task.rubric)))
+    result.timings["score_s"] = round(time.perf_counter() - t0, 3)
 
 
 def _rescore_into(task: GradingTask, result: GradeResult) -> None:

@@ -171,20 +171,13 @@ def score_artifact(part: Part, data: ScoringInput) -> PartResult:
                       needs_review=bool(check.get("needs_review")), details=check.get("details", {}))
 
 
+# part kind -> scorer; timing is scored last, from the others (speed only counts for a model that learned)
+SCORERS = {"tests": score_tests, "metric": score_metric, "reflection": score_reflection,
+           "artifact": score_artifact, "inquiry": score_inquiry}
+
+
 def score_all(rubric: Rubric, data: ScoringInput) -> list[PartResult]:
-    results = {}
-    for part in rubric.parts:
-        if part.kind == "tests":
-            results[part.id] = score_tests(part, data)
-        elif part.kind == "metric":
-            results[part.id] = score_metric(part, data)
-        elif part.kind == "reflection":
-            results[part.id] = score_reflection(part, data)
-        elif part.kind == "artifact":
-            results[part.id] = score_artifact(part, data)
-        elif part.kind == "inquiry":
-            results[part.id] = score_inquiry(part, data)
-    # timing last: speed only counts for a model that learned something
+    results = {p.id: SCORERS[p.kind](p, data) for p in rubric.parts if p.kind in SCORERS}
     metric_ok = all((results[p.id].points or 0) > 0 for p in rubric.of_kind("metric"))
     for part in rubric.of_kind("timing"):
         results[part.id] = score_timing(part, data, metric_ok)

@@ -130,6 +130,12 @@ def _running() -> _Zygote:
     return _zygote
 
 
+def prestart() -> None:
+    """Start the zygote now (a task calls this while its notebook runs, when the worker is idle)."""
+    with _lock:
+        _running()
+
+
 def _run_once(zygote: _Zygote, request: dict, timeout_s: float, memory_bytes: int) -> str | None:
     """One fork: None when it exited 0, else why not."""
     from ..sandbox import Limits

@@ -1,5 +1,7 @@
 """JSON schema (draft 2020-12) of a rubric file."""
 
+from .model import PART_KINDS
+
 _ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
 _POINTS = {"type": "number", "minimum": 0}
 
@@ -54,7 +56,7 @@ INQUIRY = {
 PART = {
     "type": "object",
     "required": ["id", "kind"],
-    "properties": {"kind": {"enum": ["tests", "metric", "timing", "reflection", "artifact", "inquiry"]}},
+    "properties": {"kind": {"enum": list(PART_KINDS)}},
     "allOf": [
         _part("tests", ["cells"], {
             "cells": {"type": "object", "minProperties": 1,

@@ -18,7 +18,7 @@ import functools
 import itertools
 from pathlib import Path
 
-from ...student import TENSORS_FILE
+from ...export_names import TENSORS_FILE
 from . import CheckResult, register
 from .context import EvalContext
 
