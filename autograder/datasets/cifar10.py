@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.colors import hsv_to_rgb
 
 from .registry import DatasetMissing, Split, register
 
@@ -93,16 +94,6 @@ def load_full(split: str, root: Path | None, secret: int | None = None) -> Split
 
 # ---- tiny: generated shapes and textures -----------------------------------------------------
 
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    i = np.floor(h * 6).astype(int) % 6
-    f = h * 6 - np.floor(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    r = np.choose(i, [v, q, p, p, t, v])
-    g = np.choose(i, [t, v, v, q, p, p])
-    b = np.choose(i, [p, p, t, v, v, q])
-    return np.stack([r, g, b], -1)
-
-
 def generate(n: int, seed: int | list[int], size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """n images (N x 3 x size x size in [0, 1]) and labels, balanced over the ten classes."""
     rng = np.random.default_rng(seed)
@@ -130,8 +121,8 @@ def generate(n: int, seed: int | list[int], size: int = 32) -> tuple[torch.Tenso
         box & (wave_x > 0.3) & (wave_y > 0.3),                       # dots
     ], 1)[np.arange(n), labels]
     hue = (labels / len(TINY_CLASSES) + rng.normal(0, 0.035, n)) % 1
-    fg = _hsv_to_rgb(hue, rng.uniform(0.5, 1, n), rng.uniform(0.6, 1, n))
-    bg = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.5, n), rng.uniform(0.1, 0.5, n))
+    fg = hsv_to_rgb(np.stack([hue, rng.uniform(0.5, 1, n), rng.uniform(0.6, 1, n)], -1))
+    bg = hsv_to_rgb(np.stack([rng.uniform(0, 1, n), rng.uniform(0, 0.5, n), rng.uniform(0.1, 0.5, n)], -1))
     images = np.where(shapes[..., None], fg[:, None, None, :], bg[:, None, None, :])
     images = np.clip(images + rng.normal(0, 0.08, images.shape), 0, 1).astype(np.float32)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels).long()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import hsv_to_rgb
 
 from .registry import DatasetMissing, Split, register
 
@@ -117,8 +118,9 @@ _CENTRE_HSV = ((0.14, 0.9, 0.95), (0.13, 0.9, 0.8), (0.97, 0.8, 0.45), (0.07, 0.
 
 
 def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], 1)
-    return v[:, None] - v[:, None] * s[:, None] * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+    """matplotlib's conversion, for hues that may have wrapped past 1 (jittered)."""
+    hsv = torch.stack([h % 1, s, v], -1).numpy()
+    return torch.from_numpy(hsv_to_rgb(hsv)).to(h.dtype)
 
 
 def draw_flowers(n: int, seed: int, size: int = TINY_SIZE, supersample: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

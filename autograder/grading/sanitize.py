@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import nbformat
 from nbgrader import utils
 from nbgrader.api import MissingEntry
-from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, OverwriteCells
 
 from ..build.notebook import KERNELSPEC
 
@@ -188,7 +188,5 @@ def sanitize(submission_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookN
     if nb.metadata.get("kernelspec", {}).get("name") != KERNELSPEC["name"]:
         result.warnings.append(f"kernel {nb.metadata.get('kernelspec', {}).get('name')!r} replaced by python3")
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    for cell in nb.cells:  # outputs the student left behind are not evidence of anything
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    ClearOutput().preprocess(nb, {})   # outputs the student left behind are not evidence of anything
     return result
