@@ -90,14 +90,14 @@ def summary_table(results) -> Table:
 
 
 def cmd_grade(args) -> int:
-    from .grading.batch import grade_assignment
+    from .grading.batch import grade_assignments
 
     course = _course(args)
     if args.unsandboxed:
         _log("WARNING: --unsandboxed: student notebooks run without isolation")
-    outcome = grade_assignment(course, args.assignment, args.profile, args.student,
-                               sandboxed=not args.unsandboxed, workers=args.workers, scheduler=args.scheduler,
-                               force=args.force, log=_log, console=console)
+    outcome = grade_assignments(course, [args.assignment], args.profile, args.student,
+                                sandboxed=not args.unsandboxed, workers=args.workers, scheduler=args.scheduler,
+                                force=args.force, log=_log, console=console, per_gpu=args.per_gpu)[args.assignment]
     console.print(summary_table(outcome.results))
     for failure in outcome.grader_failures:
         _log(f"GRADER ERROR {failure.student}: {failure.message}")
@@ -240,6 +240,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--student")
     g.add_argument("--workers", type=int, help="local workers (default: one per core, or one per GPU)")
     g.add_argument("--scheduler", help="address of a Dask scheduler whose workers grade (tcp://host:8786)")
+    g.add_argument("--per-gpu", type=int, default=1, metavar="K",
+                   help="embedded cluster: K notebooks share each GPU, each with 1/K of its memory (small work)")
     g.add_argument("--force", action="store_true", help="regrade everything (a new attempt each)")
     g.add_argument("--db", help="gradebook SQLAlchemy URL (default: sqlite gradebook.db in the course)")
     g.add_argument("--unsandboxed", action="store_true", help="run student code without bubblewrap (unsafe)")
@@ -286,11 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     from .sandbox import SandboxUnavailable
     from .grading.preflight import PreflightError
     from .grading.record import RecordError
+    from .grading.dispatch import SchedulerLost
 
     try:
         return args.func(args)
     except (CourseError, RubricError, BuildError, ReleaseError, SandboxUnavailable, PreflightError, RecordError,
-            FileNotFoundError, KeyError) as exc:
+            SchedulerLost, FileNotFoundError, KeyError) as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
 
+from .grading.cpu_env import GPU_SHARE_ENV
 from .export_names import (EXPERIMENTS_FILE, FIGURES_DIR, HISTORY_FILE, MODEL_FILE,  # noqa: F401 - re-exported
                            REPORTED_FILE, TENSORS_FILE)
 
 
 def select_device(preferred: str = "auto") -> torch.device:
-    """`auto` picks CUDA when a GPU is visible, else the CPU. Never assume a GPU."""
+    """`auto` picks CUDA when a GPU is visible, else the CPU. Never assume a GPU. When the grader
+    runs several notebooks on one GPU, this notebook keeps to its share of the GPU's memory."""
     if preferred == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preferred)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but no GPU is visible; use device='auto' or 'cpu'")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but no GPU is visible; use device='auto' or 'cpu'")
+    share = os.environ.get(GPU_SHARE_ENV)
+    if device.type == "cuda" and share:
+        torch.cuda.set_per_process_memory_fraction(float(share), device)
     return device
 
 

@@ -99,3 +99,25 @@ def automatic_shortfalls(result) -> list[str]:
         elif p.kind not in lenient and p.points != p.max_points:
             problems.append(f"{p.id}: {p.points}/{p.max_points:g}: {p.explanation}")
     return problems
+
+
+def cohort_course(course, path: Path, students):
+    """A built, released LeNet-5 course in `path` with some of the demo cohort's submissions,
+    short time limits and a known reference time (5 s): for tests that grade a few notebooks."""
+    from dataclasses import replace
+
+    from autograder.demo import cohort, write_cohort
+    from autograder.grading.timing import machine_key, store_reference_seconds
+
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    tiny = replace(course.profile("tiny"), notebook_timeout_s=120, cell_timeout_s=90)
+    work = course.with_work(path, profiles={**course.profiles, "tiny": tiny})
+    build_assignment(work, ASSIGNMENT)
+    release_assignment(work, ASSIGNMENT)
+    source = nbformat.read(work.source_notebook(ASSIGNMENT), as_version=4)
+    release = nbformat.read(work.release_notebook(ASSIGNMENT), as_version=4)
+    everyone = cohort(source, release)
+    write_cohort(work, {s: everyone[s] for s in students})
+    store_reference_seconds(work.cache_dir, ASSIGNMENT, "tiny", machine_key(), 5.0)
+    return work

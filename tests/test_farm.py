@@ -11,40 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 
-import nbformat
 import pytest
 
-from autograder.build import build_assignment
-from autograder.demo import ASSIGNMENT, cohort, write_cohort
+from autograder.demo import ASSIGNMENT
 from autograder.grading import record
 from autograder.grading.batch import execution_settings, grade_assignment, make_task
 from autograder.grading.dispatch import dispatch, grading_client
 from autograder.grading.results import Submission
-from autograder.grading.timing import machine_key, store_reference_seconds
-from autograder.release import release_assignment
 from autograder.rubric import load_rubric
 
-from .conftest import REPO, SANDBOXED
+from .conftest import REPO, SANDBOXED, cohort_course
 
 FAST = ("erin_untouched", "bob_weaker", "grace_not_a_notebook", "carol_raises")
-
-
-def _work(course, path, students=FAST):
-    """A built, released course folder with a few quick submissions and a known reference time."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o755)
-    tiny = replace(course.profile("tiny"), notebook_timeout_s=120, cell_timeout_s=90)
-    work = course.with_work(path, profiles={**course.profiles, "tiny": tiny})
-    build_assignment(work, ASSIGNMENT)
-    release_assignment(work, ASSIGNMENT)
-    source = nbformat.read(work.source_notebook(ASSIGNMENT), as_version=4)
-    release = nbformat.read(work.release_notebook(ASSIGNMENT), as_version=4)
-    everyone = cohort(source, release)
-    write_cohort(work, {s: everyone[s] for s in students})
-    store_reference_seconds(work.cache_dir, ASSIGNMENT, "tiny", machine_key(), 5.0)
-    return work
 
 
 def _comparable(results):
@@ -56,7 +35,7 @@ def _comparable(results):
 def two_workers(course, tmp_path_factory):
     """Two workers grade the fast cohort plus a poison copy; the worker holding `bob_weaker` is
     killed once, the worker holding the poison every time."""
-    work = _work(course, tmp_path_factory.mktemp("farm") / "w", FAST)
+    work = cohort_course(course, tmp_path_factory.mktemp("farm") / "w", FAST)
     poison = work.submitted_dir / "poison" / ASSIGNMENT
     poison.mkdir(parents=True)
     (poison / f"{ASSIGNMENT}.ipynb").write_bytes(
@@ -113,7 +92,7 @@ def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path):
     """Killed half way with one worker, resumed with one worker: the finished grades are kept,
     and the results equal those of the two-worker batch."""
     _, by, _ = two_workers
-    work = _work(course, tmp_path / "w")
+    work = cohort_course(course, tmp_path / "w", FAST)
     cmd = [sys.executable, "-m", "autograder.cli", "--course", str(REPO), "--workdir", str(work.workdir),
            "grade", ASSIGNMENT, "--workers", "1"] + ([] if SANDBOXED else ["--unsandboxed"])
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,8 +14,7 @@ from nbgrader.api import Gradebook
 
 from autograder.demo import ASSIGNMENT
 
-from .conftest import SANDBOXED
-from .test_farm import _work
+from .conftest import SANDBOXED, cohort_course
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
@@ -55,8 +54,8 @@ def postgres():
 def test_grades_land_in_a_postgresql_gradebook(course, postgres, tmp_path):
     from autograder.grading.batch import grade_assignment
 
-    work = _work(course.with_work(tmp_path, gradebook_url=postgres), tmp_path / "w",
-                 ("erin_untouched", "grace_not_a_notebook"))
+    work = cohort_course(course.with_work(tmp_path, gradebook_url=postgres), tmp_path / "w",
+                         ("erin_untouched", "grace_not_a_notebook"))
     assert work.db_url.startswith("postgresql")
     outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=2, log=lambda m: None)
     by = {r.student: r for r in outcome.results}

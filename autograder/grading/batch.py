@@ -194,25 +194,28 @@ class _Assignment:
 def grade_assignments(course: Course, assignments: list[str], profile: str | None = None,
                       student: str | None = None, sandboxed: bool = True, workers: int | None = None,
                       scheduler: str | None = None, force: bool = False, log: Callable[[str], None] = print,
-                      console=None, limits: dict[str, dict] | None = None) -> dict[str, BatchOutcome]:
+                      console=None, limits: dict[str, dict] | None = None,
+                      per_gpu: int = 1) -> dict[str, BatchOutcome]:
     """The one grading path (the CLI, the demo and the benchmarks call it): preflight every
     assignment, measure missing reference times on the cluster in parallel, grade what is not
     graded yet (everything with `force`) in one dispatch, record and report per assignment.
 
     `console`: a rich Console for the live progress display (the CLI); None logs a line per result.
-    `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`."""
-    from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client
+    `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`.
+    `per_gpu`: K notebooks per GPU on the embedded cluster, each kept to 1/K of its memory."""
+    from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client, memory_fraction
 
     start = time.perf_counter()
     profile = profile or course.default_profile
     course.profile(profile)
     jobs = {name: _prepare(course, course.check_assignment(name), profile, student) for name in assignments}
     scheduler = scheduler or course.scheduler_address
-    workers = workers or default_workers(sum(len(j.subs) for j in jobs.values()))
+    workers = workers or default_workers(sum(len(j.subs) for j in jobs.values()), per_gpu)
     threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else None
+    share = {} if scheduler else {"per_gpu": per_gpu, "gpu_memory_fraction": memory_fraction(per_gpu)}
     for name, job in jobs.items():   # everything that can be checked, before any student code runs
-        job.settings = _with_limits(execution_settings(course, job.rubric, profile, sandboxed, threads),
-                                    (limits or {}).get(name, {}))
+        job.settings = replace(_with_limits(execution_settings(course, job.rubric, profile, sandboxed, threads),
+                                            (limits or {}).get(name, {})), **share)
         preflight(course, job.rubric, profile, scheduler)
         record.ensure_assignment_in_gradebook(course, name)
     course_secret(course.cache_dir)  # created by the client, before workers race for it

@@ -11,3 +11,7 @@ a process that only needs this pays for nothing else.
 
 TORCH_CPU_ENV = {"OMP_WAIT_POLICY": "PASSIVE",
                  "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+
+# A notebook's share of its GPU's memory when K notebooks share one GPU (`grade --per-gpu K`):
+# the executor puts it in the kernel's environment, `student.select_device` applies it.
+GPU_SHARE_ENV = "AUTOGRADER_GPU_MEMORY_FRACTION"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import replace
+from concurrent.futures import CancelledError
 from typing import Callable, Iterator
 
+from .cpu_env import GPU_SHARE_ENV
 from .pipeline import GradingTask, grade_one, zero_parts
 from .results import WORKER_LOST, GradeResult
 
@@ -28,9 +30,19 @@ def gpu_count() -> int:
         return 0
 
 
-def default_workers(n_tasks: int) -> int:
+def default_workers(n_tasks: int, per_gpu: int = 1) -> int:
     gpus = gpu_count()
-    return max(1, min(n_tasks, gpus or os.cpu_count() or 1))
+    return max(1, min(n_tasks, gpus * per_gpu or os.cpu_count() or 1))
+
+
+def gpu_of_worker(index: int, gpus: int, per_gpu: int = 1) -> str:
+    """Embedded cluster: workers 0..K-1 share GPU 0, K..2K-1 GPU 1, and so on."""
+    return str((index // max(1, per_gpu)) % gpus)
+
+
+def memory_fraction(per_gpu: int) -> float | None:
+    """Each of K notebooks on one GPU may allocate 1/K of its memory (None: the whole GPU)."""
+    return None if per_gpu <= 1 else round(1.0 / per_gpu, 4)
 
 
 @contextmanager
@@ -49,21 +61,32 @@ def grading_client(workers: int, scheduler: str | None = None) -> Iterator:
                 yield client
 
 
-def run_on_worker(task: GradingTask) -> GradeResult:
-    """The Dask task: pin the worker's GPU, then grade. On an embedded cluster worker N gets GPU
-    N; on a cluster, the GPU its admin gave the worker through CUDA_VISIBLE_DEVICES."""
-    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if gpu is None and gpu_count():
-        from dask.distributed import get_worker
-        gpu = str(int(get_worker().name) % gpu_count())
-    if gpu is not None and task.settings.gpu is None:
-        task = replace(task, settings=replace(task.settings, gpu=gpu.split(",")[0]))
-    result = grade_one(task)
+def _worker():
+    from dask.distributed import get_worker
     try:
-        from dask.distributed import get_worker
-        result.runner = f"{result.runner}/worker-{get_worker().name}" + (f"/gpu{gpu}" if gpu else "")
+        return get_worker()
     except ValueError:  # not on a worker (called in-process)
-        pass
+        return None
+
+
+def run_on_worker(task: GradingTask) -> GradeResult:
+    """The Dask task: pin the worker's GPU and its memory share, then grade. On an embedded
+    cluster worker N gets GPU N // K; on a cluster, the GPU its admin gave the worker through
+    CUDA_VISIBLE_DEVICES (and AUTOGRADER_GPU_MEMORY_FRACTION when K workers share one)."""
+    worker = _worker()
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpu is None and worker is not None and gpu_count():
+        gpu = gpu_of_worker(int(worker.name), gpu_count(), task.settings.per_gpu)
+    settings = task.settings
+    if gpu and settings.gpu is None:
+        settings = replace(settings, gpu=gpu.split(",")[0])
+    if os.environ.get(GPU_SHARE_ENV) and settings.gpu_memory_fraction is None:
+        settings = replace(settings, gpu_memory_fraction=float(os.environ[GPU_SHARE_ENV]))
+    result = grade_one(replace(task, settings=settings))
+    if worker is not None:
+        result.runner = f"{result.runner}/worker-{worker.name}" + (f"/gpu{gpu}" if gpu else "")
+        state = worker.state.tasks.get(worker.get_current_task())
+        result.resources = dict(getattr(state, "resource_restrictions", None) or {})
     return result
 
 
@@ -100,6 +123,8 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
             task = futures[future]
             try:
                 result = future.result()
+            except (CancelledError, OSError) as exc:   # the scheduler is gone: no verdict on the task
+                raise SchedulerLost(results, exc) from exc
             except Exception as exc:  # KilledWorker and friends: still a record
                 result = _lost(task, exc)
             results.append(result)
@@ -107,6 +132,8 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
     except KeyboardInterrupt:
         client.cancel([f for f in futures if not f.done()])
         raise InterruptedBatch(results)
+    if client.status != "running" and len(results) < len(futures):
+        raise SchedulerLost(results, RuntimeError(f"client {client.status}"))
     return results
 
 
@@ -115,6 +142,16 @@ def _cluster_has_gpus(client) -> bool:
     for a resource no worker has would wait forever)."""
     workers = client.scheduler_info().get("workers", {}).values()
     return any(w.get("resources", {}).get("GPU") for w in workers)
+
+
+class SchedulerLost(RuntimeError):
+    """The connection to the scheduler broke mid-batch: the finished results are kept, the rest
+    is graded by the next `grade`."""
+
+    def __init__(self, finished: list[GradeResult], cause: BaseException):
+        super().__init__(f"lost the Dask scheduler after {len(finished)} result(s) ({type(cause).__name__}: {cause}); "
+                         "every finished result is recorded, and the next `autograder grade` grades the rest")
+        self.finished = finished
 
 
 class InterruptedBatch(KeyboardInterrupt):

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 
 from ..sandbox import Limits, RunOutcome, SandboxSpec, run_limited, run_sandboxed
-from .cpu_env import TORCH_CPU_ENV
+from .cpu_env import GPU_SHARE_ENV, TORCH_CPU_ENV
 from .run_notebook import EXIT_DEAD_KERNEL, EXIT_OK, EXIT_TIMEOUT, SANDBOX_ENV
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -30,6 +30,8 @@ class ExecutionSettings:
     readonly: tuple[Path, ...] = ()     # e.g. the full profile's data root
     gpu: str | None = None
     threads: int | None = None          # torch/BLAS threads in the kernel (Dask workers set 1)
+    per_gpu: int = 1                    # notebooks sharing one GPU (embedded cluster: K workers per GPU)
+    gpu_memory_fraction: float | None = None   # each one's share of the GPU's memory (student.select_device)
 
 
 @dataclass
@@ -49,6 +51,8 @@ def _child_env(settings: ExecutionSettings) -> dict[str, str]:
     env.update(TORCH_CPU_ENV)
     if settings.threads:  # Dask workers export OMP_NUM_THREADS=1, which would make CPU torch crawl
         env.update(OMP_NUM_THREADS=str(settings.threads), MKL_NUM_THREADS=str(settings.threads))
+    if settings.gpu_memory_fraction:
+        env[GPU_SHARE_ENV] = str(settings.gpu_memory_fraction)
     return env
 
 

@@ -59,6 +59,7 @@ class GradeResult:
     finished_at: str = ""
     timings: dict = field(default_factory=dict)      # execute_s, train_s, reference_train_s, evaluate_s
     runner: str = ""
+    resources: dict = field(default_factory=dict)        # what the task asked of its worker (e.g. GPU: 1)
     versions: dict = field(default_factory=dict)
     restored_cells: list[str] = field(default_factory=list)
     cell_errors: list[dict] = field(default_factory=list)
