@@ -50,7 +50,10 @@ def grading_client(workers: int, scheduler: str | None = None) -> Iterator:
     import dask
     from dask.distributed import Client, LocalCluster
 
+    # worker-saturation 1: a worker holds only the task it runs, so a worker that dies takes no
+    # queued submission with it (each death counts against every task the worker held)
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False}):
         if scheduler:
             with Client(scheduler, timeout="20s") as client:
