@@ -188,38 +188,36 @@ def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
                    if p.id == part.id and p.details.get("answer")}
         for a, b, similarity in near_duplicates(answers):
             for me, other in ((a, b), (b, a)):
-                flag = f"{part.id}: near-duplicate of {other}'s answer (similarity {similarity:.2f})"
+                # the student's own flag never names the other student; the pair is kept in the
+                # part's details, which only the instructor's class report shows
+                flag = f"{part.id}: near-duplicate of another student's answer"
                 if flag not in by[me].flags:
                     by[me].flags.append(flag)
                     changed.add(me)
                 for p in by[me].parts:
                     if p.id == part.id:
                         p.needs_review = True
+                        pairs = p.details.setdefault("near_duplicates", {})
+                        if pairs.get(other) != round(similarity, 4):
+                            pairs[other] = round(similarity, 4)
+                            changed.add(me)
     return changed
 
 
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
-    from ..reports import render_class_report, render_feedback
+    from ..reports.publish import publish, submitted_at
 
     copied = flag_copied_answers(rubric, results)
-    for result in results:   # the attempt on disk keeps the flag too: exports and later reports read it
+    for result in results:   # the attempt on disk keeps the flag too: exports and later class reports read it
         if result.student in copied:
             record.write_attempt(result)
     record.record_gradebook(course, rubric, results)
+    students = {r.student for r in record.latest_results(course, rubric.assignment)} | {r.student for r in results}
+    record.record_submission_times(course, rubric.assignment,
+                                   {s: submitted_at(course, s, rubric.assignment) for s in students},
+                                   course.due_date(rubric.assignment), course.extra.get("late_penalty", "none"))
     for result in results:
         record.publish_notebook(course, result)
-        page = render_feedback(result, rubric)
-        html = course.feedback_dir / result.student / result.assignment / f"{result.assignment}.html"
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(page)
-        if Path(result.output_dir).is_dir():  # the attempt keeps its own copy
-            (Path(result.output_dir) / "feedback.html").write_text(page)
-    every = {r.student: r for r in record.latest_results(course, rubric.assignment)}
-    every.update({r.student: r for r in results})
-    csv_path = record.write_csv(course.workdir / "grades" / f"{rubric.assignment}.csv", rubric, list(every.values()))
-    report = course.workdir / "reports" / f"{rubric.assignment}.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    links = {s: os.path.relpath(course.feedback_dir / s / rubric.assignment / f"{rubric.assignment}.html",
-                                report.parent) for s in every}
-    report.write_text(render_class_report(rubric, list(every.values()), profile, links))
-    return BatchOutcome(results, csv_path, report, time.perf_counter() - start)
+    # feedback, CSV and class report from the gradebook: formgrader's manual scores win
+    published = publish(course, rubric, profile, results)
+    return BatchOutcome(results, published.csv, published.report, time.perf_counter() - start)
