@@ -65,5 +65,8 @@ if c is not None:
     c.CourseDirectory.db_url = GRADEBOOK_URL
     c.Execute.timeout = PROFILES[DEFAULT_PROFILE]["cell_timeout_s"]
     c.LateSubmissionPlugin.penalty_method = LATE_PENALTY
+    # nbgrader's generate_feedback must not publish grader internals (autograder/nbgrader_config.py)
+    from autograder.nbgrader_config import student_safe_feedback
+    student_safe_feedback(c)
     # Warnings on stderr must not zero a test cell (nbgrader >= 0.9.4).
     c.IgnorePattern.pattern = r".*(Warning|warn)\b.*"
