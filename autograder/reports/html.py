@@ -30,6 +30,12 @@ def render_feedback(result: GradeResult, rubric: Rubric, others: frozenset[str] 
     return render("feedback.html.j2", v=view, figures=figures)
 
 
+def waiting_per_part(rubric: Rubric, rows) -> dict[str, int]:
+    """part id -> submissions whose points on it wait for a human (none yet, or to confirm)."""
+    return {part.id: sum(1 for row in rows if i < len(row.parts) and (row.parts[i].points is None or row.parts[i].review))
+            for i, part in enumerate(rubric.parts)}
+
+
 def _distribution_png(rubric: Rubric, rows) -> str:
     import matplotlib
     matplotlib.use("agg")
@@ -37,10 +43,10 @@ def _distribution_png(rubric: Rubric, rows) -> str:
 
     parts = rubric.parts
     fig, axes = plt.subplots(1, len(parts), figsize=(2.6 * len(parts), 2.4), squeeze=False)
+    waiting_by = waiting_per_part(rubric, rows)
     for i, (ax, part) in enumerate(zip(axes[0], parts)):
-        views = [row.parts[i] for row in rows if i < len(row.parts)]
-        graded = [v.points for v in views if v.points is not None]
-        waiting = sum(v.points is None or v.review for v in views)   # no score yet, or a human must confirm it
+        graded = [row.parts[i].points for row in rows if i < len(row.parts) and row.parts[i].points is not None]
+        waiting = waiting_by[part.id]
         ax.hist(graded, bins=min(10, max(3, int(part.points) + 1)), range=(0, part.points or 1), color="#4c72b0")
         ax.set_title(f"{part.id}" + (f" ({waiting} to review)" if waiting else ""), fontsize=9)
         ax.set_xlabel(f"points of {part.points:g}", fontsize=8)
@@ -77,4 +83,5 @@ def render_class_report(rubric: Rubric, results: list[GradeResult], profile: str
     return render("class_report.html.j2", rubric=rubric, rows=rows, profile=profile, mean=mean,
                   by_status={s: counts.get(s, 0) for s in STATUSES}, review=review,
                   late=sum(bool(row.late) for row in rows), runners=_runners(results),
+                  waiting={k: n for k, n in waiting_per_part(rubric, rows).items() if n},
                   figure=_distribution_png(rubric, rows) if rows else None, links=links)
