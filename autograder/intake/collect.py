@@ -364,11 +364,13 @@ def _sha256(content: bytes) -> str:
 
 
 def course_notebook_ids(course) -> dict[str, frozenset[str]] | None:
-    """Each assignment's grade ids, from its released notebook (else its source notebook); None
-    when the assignment to collect has neither yet (collect then goes by file names)."""
+    """Each assignment's grade ids, from its released notebook (the work folder's, else the
+    course's committed one) or its source notebook; an assignment with none is left out
+    (collect then goes by file names)."""
     ids = {}
     for name in course.assignments:
-        for path in (course.release_notebook(name), course.source_notebook(name)):
+        committed = course.root / course.release_dir_name / name / f"{name}.ipynb"
+        for path in (course.release_notebook(name), committed, course.source_notebook(name)):
             if path.is_file():
                 ids[name] = grade_ids(path)
                 break
