@@ -40,7 +40,7 @@ DEFAULT_PROFILE = "tiny"
 # late: shown in `status`, the class report and the feedback, and stored in the gradebook, where
 # nbgrader's late penalty applies: LATE_PENALTY is its LateSubmissionPlugin.penalty_method
 # ("none": only marked late; "zero": a late submission scores 0).
-DUE_DATES = {}   # e.g. {"lenet5_mnist": "2026-10-05 23:59:00 UTC"}
+DUE_DATES = {}   # e.g. {"lenet5_mnist": "2026-10-12 23:59:00 UTC"}
 LATE_PENALTY = "none"
 
 # Folders, relative to the course root (nbgrader's layout for the runtime ones).
