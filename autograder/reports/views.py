@@ -117,8 +117,11 @@ def _reflection_items(part: PartResult) -> tuple[str, list[Item]]:
     criteria = sum(i.state in ("met", "partly", "missing") for i in items)
     if part.points is None:
         sentence = "Your written answer is graded by your instructor."
+    elif not criteria:
+        sentence = _sentence(part.explanation)
     else:
-        sentence = f"Your written answer meets {met} of {criteria} criteria: a suggested {part.points:g} of {part.max_points:g} points."
+        sentence = (f"Your written answer meets {met} of {criteria} criteria, for a suggested score of "
+                    f"{part.points:g} of {part.max_points:g} points.")
     return sentence, items
 
 
