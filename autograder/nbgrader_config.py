@@ -39,7 +39,6 @@ def student_safe_feedback(c):
     hidden-split evaluations). Our own feedback comes from `autograder publish`."""
     c.CourseDirectory.ignore = NBGRADER_IGNORE + GRADER_FILES
     c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
-    c.ClearHiddenTests.enforce_metadata = False
     return c
 
 
