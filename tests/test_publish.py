@@ -237,13 +237,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_formgrader_starts_with_the_documented_command(run):
+@pytest.mark.parametrize("app", ["jupyter_server", "jupyterlab"])
+def test_formgrader_starts_with_the_documented_command(run, app):
     port, token = _free_port(), "t0ken-for-the-test"
-    # README: `cd <course> && .venv/bin/jupyter server --no-browser --ip 127.0.0.1`, then /formgrader.
-    # `jupyter server` execs the jupyter-server script; run that module with this interpreter, so a
-    # venv whose scripts point at another interpreter (hard-linked copies) still tests this code.
+    # README: `cd <course> && .venv/bin/jupyter server --no-browser --ip 127.0.0.1` (or `jupyter lab`),
+    # then /formgrader. `jupyter server` execs the jupyter-server script; run its module with this
+    # interpreter, so a venv whose scripts point at another interpreter still tests this code.
     root_flag = ["--allow-root"] if os.geteuid() == 0 else []   # jupyter refuses root without it
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", app, "--no-browser", "--ip", "127.0.0.1",
                              "--port", str(port), f"--IdentityProvider.token={token}", *root_flag],
                             cwd=run.root, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())

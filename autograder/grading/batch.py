@@ -208,7 +208,7 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
     from ..reports.publish import publish, submitted_at
 
     copied = flag_copied_answers(rubric, results)
-    for result in results:   # the attempt on disk keeps the flag too: exports and later class reports read it
+    for result in results:   # the attempt on disk keeps the flag too: exports and later reports read it
         if result.student in copied:
             record.write_attempt(result)
     record.record_gradebook(course, rubric, results)

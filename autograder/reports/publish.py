@@ -72,7 +72,7 @@ def publish(course: Course, rubric: Rubric, profile: str | None = None,
     name = rubric.assignment
     every = {r.student: r for r in record.latest_results(course, name)}
     every.update({r.student: r for r in results or []})
-    if not every:
+    if not every and results is None:   # `autograder publish` before any grading
         raise FileNotFoundError(f"no graded attempts of {name} under {course.autograded_dir}; run `autograder grade {name}`")
     marks = record.gradebook_marks(course, name)
     late = lateness(course, name, every)
@@ -91,6 +91,6 @@ def publish(course: Course, rubric: Rubric, profile: str | None = None,
     report = course.workdir / "reports" / f"{name}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     links = {s: os.path.relpath(pages[s], report.parent) for s in every}
-    profile = profile or next(iter(every.values())).profile
+    profile = profile or next((r.profile for r in every.values()), "")
     report.write_text(render_class_report(rubric, list(every.values()), profile, links, marks, late))
     return Published(pages, csv_path, report, final)
