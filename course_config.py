@@ -36,6 +36,13 @@ PROFILES = {
 }
 DEFAULT_PROFILE = "tiny"
 
+# Due dates (UTC unless a zone is given). A submission's time (from collect) past its due date is
+# late: shown in `status`, the class report and the feedback, and stored in the gradebook, where
+# nbgrader's late penalty applies: LATE_PENALTY is its LateSubmissionPlugin.penalty_method
+# ("none": only marked late; "zero": a late submission scores 0).
+DUE_DATES = {}   # e.g. {"lenet5_mnist": "2026-10-12 23:59:00 UTC"}
+LATE_PENALTY = "none"
+
 # Folders, relative to the course root (nbgrader's layout for the runtime ones).
 SOURCE_DIR = "assignments"
 RELEASE_DIR = "release"
@@ -57,5 +64,9 @@ if c is not None:
     c.CourseDirectory.release_directory = RELEASE_DIR
     c.CourseDirectory.db_url = GRADEBOOK_URL
     c.Execute.timeout = PROFILES[DEFAULT_PROFILE]["cell_timeout_s"]
+    c.LateSubmissionPlugin.penalty_method = LATE_PENALTY
+    # nbgrader's generate_feedback must not publish grader internals (autograder/nbgrader_config.py)
+    from autograder.nbgrader_config import student_safe_feedback
+    student_safe_feedback(c)
     # Warnings on stderr must not zero a test cell (nbgrader >= 0.9.4).
     c.IgnorePattern.pattern = r".*(Warning|warn)\b.*"

@@ -122,13 +122,20 @@ def cmd_check(args) -> int:
 
 def cmd_collect(args) -> int:
     from .intake import collect
+    from .intake.collect import course_notebook_ids
 
     course = _course(args)
     course.check_assignment(args.assignment)
+    ids = course_notebook_ids(course)
+    if args.assignment not in ids:
+        _log(f"note: no released notebook of {args.assignment} here; notebooks are recognised by file name")
     report = collect(Path(args.source), args.assignment, course.workdir, kind=args.kind,
-                     course_id=course.course_id, roster=Path(args.roster) if args.roster else None)
+                     course_id=course.course_id, roster=Path(args.roster) if args.roster else None,
+                     notebook_ids=ids if args.assignment in ids else None)
     for a in report.accepted:
-        _log(f"accepted {a.student:<20} {a.submitted_at:%Y-%m-%d %H:%M} {'(replaced an earlier one)' if a.replaced_previous else ''}")
+        taken = a.source.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        _log(f"accepted {a.student:<20} {a.submitted_at:%Y-%m-%d %H:%M} took {taken}"
+             f"{' (replaced an earlier one)' if a.replaced_previous else ''}")
     for s in report.skipped:
         _log(f"skipped  {s.source}: {s.reason}")
     for r in report.rejected:
@@ -139,7 +146,8 @@ def cmd_collect(args) -> int:
 def cmd_export(args) -> int:
     from .grading.record import final_scores, latest_results, write_csv
     from .intake.roster import Roster
-    from .reports.exports import canvas_csv
+    from .reports.exports import canvas_csv, canvas_people
+    from .reports.publish import submission_info
     from .rubric import load_rubric
 
     course = _course(args)
@@ -157,11 +165,49 @@ def cmd_export(args) -> int:
         if waiting:
             _log(f"{len(waiting)} student(s) still have answers waiting for review in formgrader; their exported "
                  f"scores use the suggested points: {', '.join(waiting)}")
+        recorded = {s: submission_info(course, s, name) for s in graded}
+        people, unknown = canvas_people(graded, roster, recorded)
+        if unknown:
+            _log(f"error: Canvas could not match {len(unknown)} student(s), no Canvas user id is known for: "
+                 f"{', '.join(unknown)}. Collect them from a Canvas zip (`autograder collect <zip> {name}`; "
+                 "not under anonymous grading) or pass --roster with their lms_id. Nothing was written.")
+            return 2
         path = canvas_csv(course.workdir / "grades" / f"{name}-canvas.csv", rubric,
-                          {student: score for student, (score, _) in graded.items()}, roster, args.canvas_id)
+                          {student: score for student, (score, _) in graded.items()}, people, args.canvas_id)
     else:
         path = write_csv(course.workdir / "grades" / f"{name}.csv", rubric, results)
     _log(f"wrote {path} ({len(results)} students)")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from .reports.publish import publish
+    from .rubric import load_rubric
+
+    course = _course(args)
+    name = course.check_assignment(args.assignment)
+    done = publish(course, load_rubric(course.rubric_dir / f"{name}.yaml", name))
+    _log(f"feedback: {course.feedback_dir}/<student>/{name}/{name}.html ({len(done.feedback)} students)\n"
+         f"grades CSV: {done.csv}\nclass report: {done.report}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .reports.status import assignment_status
+
+    course = _course(args)
+    st = assignment_status(course, course.check_assignment(args.assignment))
+    table = Table(title=f"{st.assignment}: status")
+    for col in ("student", "collected", "graded", "score", "needs review", "grader error", "late"):
+        table.add_column(col, overflow="fold")
+    for r in st.students:
+        score = "" if r.score is None else f"{r.score:g}/{r.max_score:g}"
+        graded = (r.graded or "no") + (" (changed since)" if r.changed else "")
+        table.add_row(r.student, r.collected or "no", graded, score, "yes" if r.needs_review else "",
+                      "yes" if r.grader_error else "", r.late)
+    console.print(table)
+    for line in st.todo:
+        _log(f"to do: {line}")
     return 0
 
 
@@ -264,6 +310,16 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--canvas-id", help="the Canvas assignment id, for the column name")
     e.add_argument("--roster", help="CSV with student_id, lms_id, name (Canvas user ids and names)")
     e.set_defaults(func=cmd_export)
+
+    pb = sub.add_parser("publish", help="feedback, grades CSV and class report again from the gradebook "
+                                         "(after manual grading in formgrader: its scores and comments win)")
+    pb.add_argument("assignment")
+    pb.set_defaults(func=cmd_publish)
+
+    st = sub.add_parser("status", help="per student: collected, graded, needs review, grader error, late; "
+                                       "and what is left to do")
+    st.add_argument("assignment")
+    st.set_defaults(func=cmd_status)
 
     cal = sub.add_parser("calibrate", help="fit the written-answer scorer from scores given in formgrader")
     cal.add_argument("assignment")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -34,6 +34,8 @@ class Course:
     work: Path | None = None   # runtime root (assignments/, release/, submitted/, ...); defaults to root
     source_dir_name: str = "assignments"
     release_dir_name: str = "release"
+    due_dates: dict = field(default_factory=dict)    # assignment -> due date text (course_config.DUE_DATES)
+    late_penalty: str = "none"                       # nbgrader's LateSubmissionPlugin.penalty_method
 
     # Folders -------------------------------------------------------------
     @property
@@ -99,6 +101,18 @@ class Course:
             return prefix + str(self.workdir / url[len(prefix):])
         return url
 
+    def due_date(self, assignment: str):
+        """The assignment's due date from course_config.DUE_DATES (aware, UTC), or None."""
+        text = self.due_dates.get(assignment)
+        if not text:
+            return None
+        from .intake.timestamps import parse_timestamp
+
+        try:
+            return parse_timestamp(str(text))
+        except ValueError as exc:
+            raise CourseError(f"course_config.py: DUE_DATES[{assignment!r}] = {text!r} is not a date: {exc}") from exc
+
     def with_work(self, work: Path, **changes) -> "Course":
         """The same course with runtime folders under `work` (the demo, tests)."""
         return replace(self, work=Path(work).resolve(), **changes)
@@ -135,6 +149,8 @@ def load_course(root: Path | None = None) -> Course:
             scheduler_address=getattr(module, "SCHEDULER_ADDRESS", None),
             source_dir_name=getattr(module, "SOURCE_DIR", "assignments"),
             release_dir_name=getattr(module, "RELEASE_DIR", "release"),
+            due_dates=dict(getattr(module, "DUE_DATES", {})),
+            late_penalty=getattr(module, "LATE_PENALTY", "none"),
         )
     except (AttributeError, TypeError) as exc:
         raise CourseError(f"{root / 'course_config.py'} is incomplete: {exc}") from exc

@@ -20,6 +20,25 @@ def nbgrader_config(course: Course) -> Config:
     c.CourseDirectory.db_url = course.db_url
     c.Execute.timeout = int(course.profile(None).cell_timeout_s)
     c.IgnorePattern.pattern = r".*(Warning|warn)\b.*"
+    c.LateSubmissionPlugin.penalty_method = course.late_penalty
+    return student_safe_feedback(c)
+
+
+# nbgrader's CourseDirectory.ignore default, and the grader's own files beside the executed notebook
+NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+GRADER_FILES = ["attempts", "result.json"]
+FEEDBACK_PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nbgrader.preprocessors.ClearHiddenTests",
+                          "autograder.reports.nbgrader_feedback.RedactForStudents",
+                          "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+
+
+def student_safe_feedback(c):
+    """What `nbgrader generate_feedback` publishes from autograded/<student>/<a>/: the executed
+    notebook without hidden tests, injected parameters, server paths or scorer internals, and not
+    the attempt folders (result.json names other students in copy pairs; the grader's files hold
+    hidden-split evaluations). Our own feedback comes from `autograder publish`."""
+    c.CourseDirectory.ignore = NBGRADER_IGNORE + GRADER_FILES
+    c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
     return c
 
 
@@ -59,5 +78,8 @@ def write_nbgrader_config(course: Course) -> Path:
         f"c.CourseDirectory.course_id = {course.course_id!r}\n"
         f"c.CourseDirectory.source_directory = {course.source_dir_name!r}\n"
         f"c.CourseDirectory.release_directory = {course.release_dir_name!r}\n"
-        f"c.CourseDirectory.db_url = {course.db_url!r}\n")
+        f"c.CourseDirectory.db_url = {course.db_url!r}\n"
+        f"c.LateSubmissionPlugin.penalty_method = {course.late_penalty!r}\n"
+        "from autograder.nbgrader_config import student_safe_feedback\n"
+        "student_safe_feedback(c)\n")
     return path

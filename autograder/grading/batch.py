@@ -315,20 +315,27 @@ def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
                    if p.id == part.id and p.details.get("answer")}
         for a, b, similarity in near_duplicates(answers):
             for me, other in ((a, b), (b, a)):
-                flag = f"{part.id}: near-duplicate of {other}'s answer (similarity {similarity:.2f})"
+                # the student's own flag never names the other student; the pair is kept in the
+                # part's details, which only the instructor's class report shows
+                flag = f"{part.id}: near-duplicate of another student's answer"
                 if flag not in by[me].flags:
                     by[me].flags.append(flag)
                     changed.add(me)
                 for p in by[me].parts:
                     if p.id == part.id:
                         p.needs_review = True
+                        pairs = p.details.setdefault("near_duplicates", {})
+                        if pairs.get(other) != round(similarity, 4):
+                            pairs[other] = round(similarity, 4)
+                            changed.add(me)
     return changed
 
 
 def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
-    """Record a batch: the gradebook, feedback, CSV and class report. A grader-side failure is
-    listed for the instructor and never replaces a grade (nor its feedback)."""
-    from ..reports import render_class_report, render_feedback
+    """Record a batch: the gradebook, then feedback, CSV and class report from it (formgrader's
+    manual scores win). A grader-side failure is listed for the instructor and never replaces a
+    grade, nor its feedback."""
+    from ..reports.publish import publish, submitted_at
 
     began = time.perf_counter()
     completed = [r for r in results if not r.grader_side]
@@ -341,22 +348,18 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
     standing.update({r.student: r for r in completed})
     # a failure gets a feedback page only where no grade stands (it says so, and nothing internal)
     ungraded = [r for r in results if r.grader_side and standing.get(r.student, r).grader_side]
-    for result in completed + ungraded:
-        if not result.grader_side:
-            record.publish_notebook(course, result)
-        page = render_feedback(result, rubric)
-        html = course.feedback_dir / result.student / result.assignment / f"{result.assignment}.html"
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(page)
-        if Path(result.output_dir).is_dir():  # the attempt keeps its own copy
-            (Path(result.output_dir) / "feedback.html").write_text(page)
-    every = list(standing.values())
-    csv_path = record.write_csv(course.workdir / "grades" / f"{rubric.assignment}.csv", rubric, every)
-    report = course.workdir / "reports" / f"{rubric.assignment}.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    links = {s: os.path.relpath(course.feedback_dir / s / rubric.assignment / f"{rubric.assignment}.html",
-                                report.parent) for s in standing}
-    failures = record.grader_failures(course, rubric.assignment)
-    report.write_text(render_class_report(rubric, every, profile, links, grader_failures=failures))
-    return BatchOutcome(results, csv_path, report, time.perf_counter() - start, failures,
-                        record_s=time.perf_counter() - began)
+    record.record_submission_times(course, rubric.assignment,
+                                   {s: submitted_at(course, s, rubric.assignment) for s in standing},
+                                   course.due_date(rubric.assignment), course.late_penalty)
+    for result in completed:
+        record.publish_notebook(course, result)
+    published = publish(course, rubric, profile, completed + ungraded)
+    return BatchOutcome(results, published.csv, published.report, time.perf_counter() - start,
+                        record.grader_failures(course, rubric.assignment), record_s=time.perf_counter() - began)
+
+    began = time.perf_counter()
+    completed = [r for r in results if not r.grader_side]
+    copied = flag_copied_answers(rubric, completed)
+    for result in completed:   # the attempt on disk keeps the flag too: exports and later reports read it
+        if result.student in copied:
+            record.write_attempt(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from datetime import timezone
 from pathlib import Path
 
 from ..course import Course
@@ -69,7 +70,20 @@ def record_gradebook(course: Course, rubric: Rubric, results: list[GradeResult])
                     comment = gb.find_comment(rubric.part(part.id).cell, result.assignment, result.assignment,
                                               result.student)
                     comment.auto_comment = f"Suggested {part.points:g}/{part.max_points:g}: " + "; ".join(part.details["reasons"])
+            _comment_task_cells(gb, rubric, result)
             gb.db.commit()
+
+
+def _comment_task_cells(gb, rubric: Rubric, result: GradeResult) -> None:
+    """Every task cell (accuracy, timing, artifact) gets the grader's reason as its comment, so
+    formgrader shows what was measured beside the points."""
+    for part in result.parts:
+        if rubric.part(part.id).kind not in ("metric", "timing", "artifact"):
+            continue
+        points = "pending" if part.points is None else f"{part.points:g}/{part.max_points:g}"
+        for gid in rubric.part(part.id).grade_cell_ids:
+            gb.find_comment(gid, result.assignment, result.assignment, result.student).auto_comment = \
+                f"{points}: {part.explanation}"
 
 
 def final_scores(course: Course, assignment: str) -> dict[str, tuple[float, bool]]:
@@ -136,3 +150,54 @@ def grader_failures(course: Course, assignment: str) -> list[GradeResult]:
     """Students whose newest attempt is a grader-side failure: what the instructor must look at."""
     newest = [attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))]
     return [a[-1] for a in newest if a and a[-1].grader_side]
+
+
+def gradebook_marks(course: Course, assignment: str) -> dict[str, dict[str, dict]]:
+    """student -> grade cell id -> auto, manual, needs_manual, max, comment (formgrader's manual
+    comment, else the grader's). Manual scores and comments are what an instructor decided."""
+    from nbgrader.api import MissingEntry
+
+    marks: dict[str, dict[str, dict]] = {}
+    with open_gradebook(course) as gb:
+        try:
+            submissions = gb.find_assignment(assignment).submissions
+        except MissingEntry:
+            return {}
+        for sub in submissions:
+            cells = marks.setdefault(sub.student_id, {})
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    cells[g.name] = {"auto": g.auto_score, "manual": g.manual_score, "max": g.max_score,
+                                     "needs_manual": bool(g.needs_manual_grade), "comment": None}
+                for c in nb.comments:
+                    entry = cells.setdefault(c.name, {"auto": None, "manual": None, "max": 0.0,
+                                                      "needs_manual": False})
+                    entry["comment"] = c.manual_comment or None
+    return marks
+
+
+def record_submission_times(course: Course, assignment: str, times: dict, duedate, penalty_method: str = "none") -> None:
+    """The due date and each submission's time in the gradebook, and nbgrader's late penalty
+    (its LateSubmissionPlugin, as `nbgrader autograde` applies it), so nbgrader's late-penalty
+    machinery and `nbgrader export` see what collect recorded. `times`: student -> aware UTC datetime."""
+    from nbgrader.plugins import LateSubmissionPlugin
+
+    def naive_utc(when):
+        return when.astimezone(timezone.utc).replace(tzinfo=None) if when else None
+
+    plugin = LateSubmissionPlugin(penalty_method=penalty_method)
+    with open_gradebook(course) as gb:
+        gb.find_assignment(assignment).duedate = naive_utc(duedate)
+        for student, when in times.items():
+            try:
+                sub = gb.find_submission(assignment, student)
+            except Exception:
+                continue
+            sub.timestamp = naive_utc(when)
+            gb.db.flush()
+            for nb in sub.notebooks:
+                nb.late_submission_penalty = None
+                if sub.total_seconds_late > 0:
+                    penalty = plugin.late_submission_penalty(student, nb.score, sub.total_seconds_late)
+                    nb.late_submission_penalty = None if penalty is None else min(max(penalty, 0.0), nb.score)
+        gb.db.commit()

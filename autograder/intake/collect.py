@@ -7,6 +7,7 @@ with its submission time in timestamp.txt beside it. Sources are only read, neve
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import warnings
@@ -31,6 +32,7 @@ __all__ = ["Accepted", "CollectReport", "Rejected", "collect", "detect_kind"]
 KINDS = ("auto", "exchange", "folder", "zip")
 DEFAULT_MAX_BYTES = 20 * 2**20
 ATTEMPTS_DIR = ".attempts"
+SUBMISSION_INFO = "submission.json"  # beside the notebook: the file taken, LMS id, name, late mark
 
 _SAFE_ASSIGNMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
@@ -45,6 +47,9 @@ class _Checked:
     source: str
     order: int
     companions: tuple[Path, ...]
+    filename: str = ""
+    lms: object = None  # the LmsEntry: its id, name and late mark are kept in submission.json
+    group: str | None = None
 
 
 def collect(
@@ -56,13 +61,19 @@ def collect(
     course_id: str | None = None,
     roster: Path | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    notebook_ids: dict[str, frozenset[str]] | None = None,
 ) -> CollectReport:
     """Collect one assignment's submissions from source into course_root/submitted/.
 
     kind: "exchange" (nbgrader's inbound folder), "folder", "zip" (Canvas or Moodle bulk download),
     or "auto" to tell them apart. Bad files are reported in the result, never raised; bad
     arguments (missing source, unreadable zip or roster) raise ValueError / FileNotFoundError.
+    notebook_ids: assignment -> its nbgrader grade ids (`course_notebook_ids`); given, a notebook
+    is recognised by its cells whatever its file name (else by a name like the assignment's).
     """
+    if notebook_ids is not None and assignment not in notebook_ids:
+        raise ValueError(f"notebook_ids has no grade ids for {assignment!r}")
+    any_name = notebook_ids is not None
     source, course_root = Path(source), Path(course_root)
     if not _SAFE_ASSIGNMENT.fullmatch(assignment):
         raise ValueError(f"assignment {assignment!r} is not usable as a folder name")
@@ -80,18 +91,18 @@ def collect(
             raise ValueError(f"{source} is not a readable zip archive: {err}") from err
         with archive:
             found = zip_items(archive, str(source))
-            return _collect_found(found, assignment, course_root, known, max_bytes)
+            return _collect_found(found, assignment, course_root, known, max_bytes, notebook_ids)
     if kind == "exchange":
         inbound = find_inbound(source, course_id)
         if inbound is None:
             where = f"{course_id}/inbound" if course_id else "inbound/ or <course_id>/inbound"
             raise ValueError(f"no nbgrader inbound folder in {source} (looked for {where})")
-        found = exchange_items(inbound, assignment)
+        found = exchange_items(inbound, assignment, any_name)
     else:
         if not source.is_dir():
             raise ValueError(f"{source} is not a folder")
-        found = folder_items(source, assignment)
-    return _collect_found(found, assignment, course_root, known, max_bytes)
+        found = folder_items(source, assignment, any_name)
+    return _collect_found(found, assignment, course_root, known, max_bytes, notebook_ids)
 
 
 def detect_kind(source: Path, course_id: str | None = None) -> str:
@@ -104,13 +115,15 @@ def detect_kind(source: Path, course_id: str | None = None) -> str:
 
 
 def _collect_found(
-    found: Found, assignment: str, course_root: Path, roster: Roster | None, max_bytes: int
+    found: Found, assignment: str, course_root: Path, roster: Roster | None, max_bytes: int,
+    notebook_ids: dict[str, frozenset[str]] | None = None,
 ) -> CollectReport:
     report = CollectReport()
     checked: list[_Checked] = []
     for item in found:
-        result = item if isinstance(item, Rejected) else _check(item, assignment, roster, max_bytes)
+        result = item if isinstance(item, Rejected) else _check(item, assignment, roster, max_bytes, notebook_ids)
         (report.rejected if isinstance(result, Rejected) else checked).append(result)
+    checked = _unambiguous(checked, assignment, report.rejected)
     for submission in _latest_per_student(checked, report.rejected):
         bucket, outcome = _install(submission, assignment, course_root)
         getattr(report, bucket).append(outcome)
@@ -124,7 +137,8 @@ def _collect_found(
 
 
 def _check(
-    item: Incoming, assignment: str, roster: Roster | None, max_bytes: int
+    item: Incoming, assignment: str, roster: Roster | None, max_bytes: int,
+    notebook_ids: dict[str, frozenset[str]] | None = None,
 ) -> _Checked | Rejected:
     """Cheapest checks first: who, file name, size; the content is read last."""
     try:
@@ -133,7 +147,7 @@ def _check(
         return Rejected(item.source, str(err.args[0]))
     if not item.filename.lower().endswith(".ipynb"):
         return Rejected(item.source, f"not a notebook file: {item.filename!r} does not end in .ipynb")
-    if item.check_name and not looks_like_assignment(item.filename, assignment):
+    if notebook_ids is None and item.check_name and not looks_like_assignment(item.filename, assignment):
         why = f"file name {item.filename!r} does not look like assignment {assignment!r}"
         return Rejected(item.source, why)
     if item.size > max_bytes:
@@ -145,10 +159,11 @@ def _check(
         return Rejected(item.source, f"unreadable: {err}")
     if len(content) > max_bytes:
         return Rejected(item.source, _too_large(len(content), max_bytes, at_least=True))
-    problem = notebook_problem(content)
+    problem = notebook_problem(content) or (notebook_ids and not_this_assignment(content, assignment, notebook_ids))
     if problem:
         return Rejected(item.source, problem)
-    return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions)
+    return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions,
+                    item.filename, item.lms, item.group)
 
 
 def _student_of(item: Incoming, roster: Roster | None) -> str:
@@ -195,6 +210,52 @@ def notebook_problem(content: bytes) -> str | None:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return f"invalid notebook: {first_line[:200]}"
     return None
+
+
+def grade_ids(notebook: Path) -> frozenset[str]:
+    """The nbgrader grade ids of a (released or source) notebook."""
+    nb = nbformat.read(notebook, as_version=4)
+    return frozenset(c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells) - {None}
+
+
+def not_this_assignment(content: bytes, assignment: str, notebook_ids: dict[str, frozenset[str]]) -> str | None:
+    """Why a valid notebook is not this assignment's, judged by its cells' nbgrader grade ids
+    (assignments share some, e.g. 'export': the assignment whose ids it matches best must be
+    this one, with at least half of them), or None."""
+    cells = json.loads(content.decode("utf-8")).get("cells", [])
+    ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells if isinstance(c, dict)} - {None}
+    if not ids:
+        return f"no nbgrader cells: this notebook was not made from {assignment!r}'s released notebook"
+
+    def overlap(name: str) -> float:
+        want = notebook_ids[name]
+        return len(ids & want) / len(ids | want) if want else 0.0
+
+    best = max(notebook_ids, key=lambda name: (overlap(name), name == assignment))
+    if best != assignment and overlap(best) > overlap(assignment):
+        return f"holds {best!r}'s cells, not {assignment!r}'s"
+    mine = len(ids & notebook_ids[assignment])
+    if mine * 2 < len(notebook_ids[assignment]):
+        return (f"holds only {mine} of {assignment!r}'s {len(notebook_ids[assignment])} nbgrader cells: "
+                "not its released notebook")
+    return None
+
+
+def _unambiguous(checked: list[_Checked], assignment: str, rejected: list[Rejected]) -> list[_Checked]:
+    """Two notebooks of the assignment in one submission: neither is taken, and the student is
+    told why (which one to grade is theirs to say)."""
+    groups: dict[tuple, list[_Checked]] = defaultdict(list)
+    for c in checked:
+        if c.group is not None:
+            groups[(c.student, c.group)].append(c)
+    ambiguous = {id(c) for members in groups.values() if len(members) > 1 for c in members}
+    for members in groups.values():
+        if len(members) > 1:
+            names = ", ".join(sorted(m.filename for m in members))
+            for m in members:
+                rejected.append(Rejected(m.source, f"ambiguous: {len(members)} notebooks in this submission hold "
+                                                   f"{assignment!r}'s cells ({names}); keep one and collect again"))
+    return [c for c in checked if id(c) not in ambiguous]
 
 
 # -- choosing and installing ---------------------------------------------------------------
@@ -253,10 +314,21 @@ def _install(
             _write_atomic(folder / companion.name, companion.read_bytes())
         _write_atomic(notebook, submission.content)
         _write_atomic(folder / "timestamp.txt", format_timestamp(submission.submitted_at).encode())
+        _write_atomic(folder / SUBMISSION_INFO, json.dumps(_info(submission), indent=1).encode())
     except OSError as err:
         return "rejected", Rejected(submission.source, f"could not write into {folder}: {err}")
     s = submission
     return "accepted", Accepted(s.student, notebook, s.submitted_at, s.source, replaced)
+
+
+def _info(submission: _Checked) -> dict:
+    """What the source said about a submission beyond its content and time: the file the student
+    named, and an LMS's id, name and late mark (export and the reports read them)."""
+    lms = submission.lms
+    info = {"file": submission.filename, "source": submission.source}
+    if lms is not None:
+        info.update(lms=lms.lms, lms_id=lms.lms_id, name=lms.name, late=lms.late)
+    return info
 
 
 def _read_timestamp(folder: Path) -> datetime | None:
@@ -289,3 +361,17 @@ def _write_atomic(path: Path, content: bytes) -> None:
 
 def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def course_notebook_ids(course) -> dict[str, frozenset[str]] | None:
+    """Each assignment's grade ids, from its released notebook (the work folder's, else the
+    course's committed one) or its source notebook; an assignment with none is left out
+    (collect then goes by file names)."""
+    ids = {}
+    for name in course.assignments:
+        committed = course.root / course.release_dir_name / name / f"{name}.ipynb"
+        for path in (course.release_notebook(name), committed, course.source_notebook(name)):
+            if path.is_file():
+                ids[name] = grade_ids(path)
+                break
+    return ids

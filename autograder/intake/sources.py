@@ -32,6 +32,7 @@ class Incoming:
     check_name: bool = True  # False where the file is named after the student, not the assignment
     order: int = 0  # breaks ties between equal times (Canvas upload ids grow)
     companions: tuple[Path, ...] = ()  # files to copy alongside (nbgrader's submission_secret.txt)
+    group: str | None = None  # one submission (a folder): two notebooks of the assignment in it are ambiguous
 
 
 Found = Iterator["Incoming | Rejected"]
@@ -63,7 +64,7 @@ def find_inbound(source: Path, course_id: str | None) -> Path | None:
     return courses[0] if courses else None
 
 
-def exchange_items(inbound: Path, assignment: str) -> Found:
+def exchange_items(inbound: Path, assignment: str, any_name: bool = False) -> Found:
     """Submissions in inbound/, named '<student>+<assignment>+<timestamp>[+<random>]'."""
     marker = f"+{assignment}+"
     for entry in sorted(inbound.iterdir()):
@@ -78,13 +79,14 @@ def exchange_items(inbound: Path, assignment: str) -> Found:
         except (ValueError, OSError) as err:
             yield Rejected(str(entry), f"unreadable submission time: {err}")
             continue
-        notebooks = _assignment_notebooks([entry], assignment)
+        notebooks = _assignment_notebooks([entry], assignment, any_name)
         if not notebooks:
             yield Rejected(str(entry), f"no notebook for {assignment!r} in this submission")
         secret = entry / "submission_secret.txt"  # nbgrader's release_feedback needs it later
         companions = (secret,) if secret.is_file() else ()
         for notebook in notebooks:
-            yield _file_incoming(notebook, when, student=student, companions=companions)
+            yield _file_incoming(notebook, when, student=student, companions=companions,
+                                 check_name=not any_name, group=str(entry))
 
 
 def _exchange_time(folder: Path, stamp: str) -> datetime:
@@ -103,13 +105,13 @@ def _exchange_time(folder: Path, stamp: str) -> datetime:
 # -- plain folder --------------------------------------------------------------------------
 
 
-def folder_items(root: Path, assignment: str) -> Found:
+def folder_items(root: Path, assignment: str, any_name: bool = False) -> Found:
     """<student>/<assignment>.ipynb, <student>/<assignment>/<assignment>.ipynb, <student>.ipynb."""
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            yield from _student_folder(entry, assignment)
+            yield from _student_folder(entry, assignment, any_name)
         elif entry.suffix.lower() == ".ipynb":
             if entry.stem.casefold() == assignment.casefold():
                 why = "no student id: top-level notebooks must be named <student>.ipynb"
@@ -118,12 +120,13 @@ def folder_items(root: Path, assignment: str) -> Found:
                 yield _file_incoming(entry, student=entry.stem, check_name=False)
 
 
-def _student_folder(folder: Path, assignment: str) -> Found:
-    notebooks = _assignment_notebooks([folder, folder / assignment], assignment)
+def _student_folder(folder: Path, assignment: str, any_name: bool = False) -> Found:
+    notebooks = _assignment_notebooks([folder, folder / assignment], assignment, any_name)
     if not notebooks:
         yield Rejected(str(folder), f"no notebook for {assignment!r} in this student's folder")
     for notebook in notebooks:
-        yield _file_incoming(notebook, _folder_time(notebook, assignment), student=folder.name)
+        yield _file_incoming(notebook, _folder_time(notebook, assignment), student=folder.name,
+                             check_name=not any_name, group=str(notebook.parent))
 
 
 def _folder_time(notebook: Path, assignment: str) -> datetime | None:
@@ -137,9 +140,12 @@ def _folder_time(notebook: Path, assignment: str) -> datetime | None:
     return None  # the file's mtime
 
 
-def _assignment_notebooks(folders: list[Path], assignment: str) -> list[Path]:
-    """The notebooks named exactly <assignment>.ipynb, or else those named plausibly like it."""
+def _assignment_notebooks(folders: list[Path], assignment: str, any_name: bool = False) -> list[Path]:
+    """The notebooks named exactly <assignment>.ipynb, or else those named plausibly like it;
+    with any_name, every notebook (collect then recognises the assignment's by its cells)."""
     existing = [f for f in folders if f.is_dir()]
+    if any_name:
+        return [p for f in existing for p in sorted(f.glob("*.ipynb")) if not p.name.startswith(".") and p.is_file()]
     exact = [f / f"{assignment}.ipynb" for f in existing if (f / f"{assignment}.ipynb").is_file()]
     if exact:
         return exact
@@ -174,6 +180,7 @@ def zip_items(archive: zipfile.ZipFile, label: str) -> Found:
             partial(_read_entry, archive, info),
             lms=entry,
             order=entry.upload_id,
+            group=f"moodle:{entry.lms_id}" if entry.lms == "moodle" else None,
         )
 
 
