@@ -14,11 +14,13 @@ from typing import Callable
 
 from ..course import Course
 from ..datasets.hidden import course_secret
+from ..intake.roster import valid_student_id
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
 from .execute import ExecutionSettings
 from .pipeline import GradingTask, grade_one
+from .reference_cells import reference_cells, store_reference_cells
 from .progress import BatchProgress
 from .results import RETRY_FLAGS, GradeResult, Submission, file_sha256
 from .timing import cached_reference_seconds, machine_key, store_reference_seconds
@@ -47,10 +49,19 @@ def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: 
                              readonly=readonly, threads=threads)
 
 
+def held_student_folders(course: Course, assignment: str) -> list[str]:
+    """Folders under submitted/ whose name is not a usable student id (non-ASCII look-alikes
+    such as a Cyrillic copy of a real id, spaces, ...): never graded, shown for a human."""
+    return sorted(f.parent.name for f in course.submitted_dir.glob(f"*/{assignment}")
+                  if not valid_student_id(f.parent.name))
+
+
 def discover(course: Course, assignment: str, student: str | None = None) -> list[Submission]:
     subs = []
     for folder in sorted(course.submitted_dir.glob(f"*/{assignment}")):
         if student and folder.parent.name != student:
+            continue
+        if not valid_student_id(folder.parent.name):   # see held_student_folders
             continue
         path = folder / f"{assignment}.ipynb"
         if not path.exists():
@@ -75,7 +86,8 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        source_notebook=course.source_notebook(sub.assignment), attempt_dir=attempt_dir,
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
-                       reference_train_s=reference_s)
+                       reference_train_s=reference_s,
+                       reference_cells=reference_cells(course.cache_dir, sub.assignment, profile) if reference_s else None)
 
 
 def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: ExecutionSettings,
@@ -85,7 +97,8 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     if not rubric.of_kind("timing"):
         return None     # nothing is timed: no reference run needed
     machine = machine_key()
-    if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)):
+    if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)) \
+            and reference_cells(course.cache_dir, name, profile, machine) is not None:
         return cached
     log(f"measuring the reference training time of {name} ({profile}) on this machine, once")
     sub = Submission("_reference", name, course.source_notebook(name))
@@ -94,6 +107,7 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     seconds = result.timings.get("train_s")
     if seconds:
         store_reference_seconds(course.cache_dir, name, profile, machine, seconds)
+        store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", machine)
     else:
         log(f"warning: the reference did not train ({result.status}: {result.message}); timing needs review")
     return seconds
@@ -138,6 +152,9 @@ def grade_assignment(course: Course, assignment: str, profile: str | None = None
     profile = profile or course.default_profile
     rubric = load_rubric(course.rubric_dir / f"{assignment}.yaml", assignment)
     subs = discover(course, assignment, student)
+    for held in held_student_folders(course, assignment):
+        log(f"not graded: submitted/{held!r} is not a valid student id (ASCII letters, digits, _.@+-); "
+            "it may imitate another student's id: check it, then rename or remove the folder")
     if not subs:
         who = f"student {student!r}" if student else "any student"
         raise FileNotFoundError(f"no submission of {assignment} by {who} under {course.submitted_dir}/<student>/{assignment}/")

@@ -35,6 +35,7 @@ class GradingTask:
     data_root: Path | None = None
     hidden_root: Path | None = None
     reference_train_s: float | None = None
+    reference_cells: dict[str, float] | None = None   # instructor cell durations in the reference run
     seed: int = 0
     device: str = "auto"
 
@@ -136,10 +137,10 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
         result.evaluation = {"ok": False, "checks": {}, "figures": {},
                              "error": "nothing was exported: the export cell did not run or failed"}
     result.timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
-    train_s = cell_duration(executed, "train") if executed else None
+    train_s = cell_duration(executed, "train", task.reference_cells) if executed else None
     result.timings["cells_s"] = round(sum(float(c.metadata.get("papermill", {}).get("duration") or 0)
                                           for c in executed.cells), 3) if executed else None
     result.timings.update(train_s=train_s, reference_train_s=task.reference_train_s)
-    result.flags += _discrepancies(result.evaluation)
+    result.flags += _discrepancies(result.evaluation) + [str(f) for f in result.evaluation.get("flags", [])]
     result.parts = score_all(rubric, ScoringInput(task.profile, executed, result.evaluation,
                                                   train_s, task.reference_train_s, load_calibrations(rubric)))
