@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 
 from ..sandbox import Limits, RunOutcome, SandboxSpec, run_limited, run_sandboxed
-from ..sandbox.tree import sweep
+from ..sandbox.tree import remove_at, sweep
 from ..safejson import read_json_file
 from .cpu_env import TORCH_CPU_ENV
 from .run_notebook import EXIT_DEAD_KERNEL, EXIT_OK, EXIT_TIMEOUT, SANDBOX_ENV
@@ -107,6 +107,8 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, name: str, parameter
     finally:
         removed = seal(workdir)   # before anything reads what the notebook left, even after an exception
     removed = sorted(set(removed) | set(outcome.swept))
+    if outcome.killed_reason == "disk":   # what filled the disk is not kept: the grade needs none of it
+        _clear(workdir, keep={source.name, executed.name, "parameters.json"})
     status, message = _classify(outcome, executed, settings)
     data = _read_executed(executed)
     if data is None and executed.exists():   # the notebook may have written anything there
@@ -132,6 +134,16 @@ def seal(workdir: Path) -> list[str]:
     and make the rest readable. The walk is descriptor-relative and never follows a link
     (sandbox.tree.sweep); it never raises. Returns the paths removed, relative to the folder."""
     return sweep(workdir, seal=True)
+
+
+def _clear(workdir: Path, keep: set[str]) -> None:
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in os.listdir(fd):
+            if name not in keep:
+                remove_at(fd, name)
+    finally:
+        os.close(fd)
 
 
 def _read_executed(executed: Path) -> dict | None:

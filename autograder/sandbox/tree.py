@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 
 MAX_DEPTH = 32          # folders nested deeper are removed: honest notebooks stay far above
+MAX_PATH = 1024         # so are entries whose path below the root is longer: path-based tools
+                        # (tar, grep -R, backups) must be able to read what is kept
 _REMOVE_DEPTH = 16      # descriptors held at once while deleting a subtree
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -95,13 +97,14 @@ def remove_at(dir_fd: int, name: str) -> bool:
 
 
 def sweep(root: Path, *, owner: tuple[int, int] | None = None, seal: bool = False,
-          max_depth: int = MAX_DEPTH) -> list[str]:
+          max_depth: int = MAX_DEPTH, max_path: int = MAX_PATH) -> list[str]:
     """Walk root without following links and return the relative paths it deleted.
 
     owner: chown every entry (links themselves, never their targets) to (uid, gid).
     seal: also delete every link, FIFO, socket and device (a reader outside the sandbox would
     follow or block on them), and give the owner read/write on files and rwx on folders.
-    Folders deeper than max_depth, and any entry that cannot be handled, are deleted.
+    Folders deeper than max_depth, entries whose relative path is longer than max_path
+    characters, and any entry that cannot be handled, are deleted.
     """
     try:
         root_fd = os.open(root, _DIR_FLAGS)
@@ -127,7 +130,7 @@ def sweep(root: Path, *, owner: tuple[int, int] | None = None, seal: bool = Fals
         name = names.pop()
         path = f"{rel}/{name}" if rel else name
         try:
-            child = _visit(fd, name, owner, seal, deep=len(stack) > max_depth)
+            child = _visit(fd, name, owner, seal, deep=len(stack) > max_depth or len(path) > max_path)
         except OSError:   # cannot be handled: delete it
             child = None
             if remove_at(fd, name):
@@ -157,9 +160,9 @@ def _visit(fd: int, name: str, owner, seal: bool, deep: bool) -> int | None:
     if owner:
         os.chown(name, *owner, dir_fd=fd, follow_symlinks=False)
     mode = st.st_mode
+    if deep:
+        raise _TooDeep(errno.ELOOP, "nested too deeply", name)
     if stat.S_ISDIR(mode):
-        if deep:
-            raise _TooDeep(errno.ELOOP, "nested too deeply", name)
         if seal:
             _fix_mode(fd, name, stat.S_IFDIR, 0o700)
         return _open_dir(name, fd)
