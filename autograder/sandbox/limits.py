@@ -22,7 +22,7 @@ import psutil
 from .tree import allocated_bytes
 
 POLL_SECONDS = 0.1  # watchdog period: how far a fast allocator or fork loop can overshoot
-DISK_POLL_SECONDS = 0.5  # the working folder's allocated blocks: a walk, so less often
+DISK_POLL_SECONDS = 0.25  # the working folder's allocated blocks: a walk, so less often
 # RLIMIT_NPROC counts threads, so the kernel cap leaves room for thread pools (torch, BLAS);
 # it is a backstop that keeps pids available to the machine, the watchdog enforces max_processes.
 TASKS_PER_PROCESS = 8
@@ -215,8 +215,8 @@ class _Disk:
     def __init__(self, root: Path | None, limits: Limits):
         self.root, self.limits, self.peak, self.next = root, limits, 0, 0.0
 
-    def check(self, now: float) -> str | None:
-        if self.root is None or now < self.next:
+    def check(self, now: float, final: bool = False) -> str | None:
+        if self.root is None or (now < self.next and not final):
             return None
         self.next = now + DISK_POLL_SECONDS
         used, complete = allocated_bytes(self.root, max_entries=self.limits.max_files)
@@ -276,6 +276,8 @@ def run_limited(argv: list[str], limits: Limits, cwd: Path, env: dict[str, str] 
     try:
         tree = _Tree(proc.pid, limits)
         reason = _supervise(proc, tree, disk, sel, capture, start + limits.wall_seconds)
+        # a run that wrote fast and ended between two polls is measured once more
+        reason = reason or disk.check(time.monotonic(), final=True)
     finally:
         if tree is not None:
             tree.kill_all()  # on a limit, and also any leftovers of a normal exit
