@@ -420,3 +420,24 @@ def test_shuffled_passes_defeat_labels_memorised_in_file_order(tmp_path):
             assert float((predictions == labels).float().mean()) < 0.5 and flags
         else:
             assert torch.equal(predictions, example.flatten(1)[:, :10].argmax(1)) and flags == []
+
+
+def test_a_staged_private_hidden_set_replaces_mnists_public_test_split(tmp_path):
+    """QMNIST's extra digits under the hidden root are the full profile's test split (test50k:
+    the rows after the first 10,000, which reproduce MNIST's public test set)."""
+    import numpy as np
+
+    from autograder.datasets.registry import load_hidden_split
+
+    raw = tmp_path / "QMNIST" / "raw"
+    raw.mkdir(parents=True)
+    n = 10_003
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images[10_000:, 14, 14] = 255
+    labels = np.zeros((n, 8), dtype=">i4")
+    labels[10_000:, 0] = [3, 1, 4]
+    (raw / "qmnist-test-images-idx3-ubyte").write_bytes(
+        np.array([0x0803, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
+    (raw / "qmnist-test-labels-idx2-int").write_bytes(np.array([0x0C02, n, 8], dtype=">i4").tobytes() + labels.tobytes())
+    split = load_hidden_split("mnist", "full", tmp_path, secret=0)
+    assert split.labels.tolist() == [3, 1, 4] and tuple(split.images.shape) == (3, 1, 32, 32)

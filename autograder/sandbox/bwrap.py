@@ -256,7 +256,7 @@ def sandbox_argv(argv: list[str], spec: SandboxSpec, *, uid: int | None = None) 
 
 
 @contextlib.contextmanager
-def _workdir_owned_by(workdir: Path, uid: int | None, swept: list[str]):
+def _workdir_owned_by(workdir: Path, uid: int | None, swept: list[str] | None = None):
     """Lend the workdir to the sandbox uid for the run, then give everything back to its owner.
 
     Both walks are descriptor-relative and never follow links (tree.sweep); what the notebook
@@ -269,7 +269,9 @@ def _workdir_owned_by(workdir: Path, uid: int | None, swept: list[str]):
     try:
         yield
     finally:
-        swept += sweep(workdir, owner=(owner.st_uid, owner.st_gid))
+        removed = sweep(workdir, owner=(owner.st_uid, owner.st_gid))
+        if swept is not None:
+            swept += removed
 
 
 def run_sandboxed(argv: list[str], spec: SandboxSpec, limits: Limits) -> RunOutcome:
