@@ -3,7 +3,6 @@ every submission yields a GradeResult with a status. Runs on a Dask worker or in
 
 from __future__ import annotations
 
-import shutil
 import platform
 import time
 import traceback
@@ -14,6 +13,7 @@ from pathlib import Path
 import nbformat
 
 from ..rubric import Rubric
+from ..sandbox.tree import remove_tree
 from .execute import Execution, ExecutionSettings, cell_duration, cell_errors, execute
 from .calibrate import load_calibrations
 from .evaluate import evaluate
@@ -94,7 +94,7 @@ def grade_one(task: GradingTask) -> GradeResult:
                          submission_sha256=file_sha256(sub.path), rubric_version=task.rubric.version,
                          started_at=_now(), runner=platform.node(), versions=versions())
     if task.attempt_dir.exists():  # a task retried after its worker died starts clean
-        shutil.rmtree(task.attempt_dir, ignore_errors=True)
+        remove_tree(task.attempt_dir)   # no-follow and depth-safe: the notebook may have left a deep tree
     task.attempt_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:

@@ -96,6 +96,21 @@ def remove_at(dir_fd: int, name: str) -> bool:
             os.close(fd)
 
 
+def remove_tree(path: Path) -> bool:
+    """Delete path (a folder or not), however deep, without following links (see remove_at)."""
+    path = Path(path)
+    try:
+        parent = os.open(path.parent, _DIR_FLAGS)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        return remove_at(parent, path.name)
+    finally:
+        os.close(parent)
+
+
 def sweep(root: Path, *, owner: tuple[int, int] | None = None, seal: bool = False,
           max_depth: int = MAX_DEPTH, max_path: int = MAX_PATH) -> list[str]:
     """Walk root without following links and return the relative paths it deleted.
