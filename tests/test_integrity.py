@@ -438,6 +438,7 @@ def test_a_staged_private_hidden_set_replaces_mnists_public_test_split(tmp_path)
     labels[10_000:, 0] = [3, 1, 4]
     (raw / "qmnist-test-images-idx3-ubyte").write_bytes(
         np.array([0x0803, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
-    (raw / "qmnist-test-labels-idx2-int").write_bytes(np.array([0x0C02, n, 8], dtype=">i4").tobytes() + labels.tobytes())
+    (raw / "qmnist-test-labels-idx2-int").write_bytes(
+        np.array([0x0C02, n, 8], dtype=">i4").tobytes() + labels.tobytes())
     split = load_hidden_split("mnist", "full", tmp_path, secret=0)
     assert split.labels.tolist() == [3, 1, 4] and tuple(split.images.shape) == (3, 1, 32, 32)

@@ -87,7 +87,8 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
                        reference_train_s=reference_s,
-                       reference_cells=reference_cells(course.cache_dir, sub.assignment, profile) if reference_s else None)
+                       reference_cells=reference_cells(course.cache_dir, sub.assignment, profile)
+                       if reference_s else None)
 
 
 def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: ExecutionSettings,

@@ -52,7 +52,8 @@ def write_reference_cells(cache_dir: Path, assignment: str, profile: str, durati
     return path
 
 
-def reference_cells(cache_dir: Path, assignment: str, profile: str, machine: str | None = None) -> dict[str, float] | None:
+def reference_cells(cache_dir: Path, assignment: str, profile: str,
+                    machine: str | None = None) -> dict[str, float] | None:
     path = _cache_file(cache_dir, assignment, profile, machine or machine_key())
     try:
         cells = json.loads(path.read_text())["cells"]

@@ -169,7 +169,8 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     try:
         raw = loads(text)
     except ValueError as exc:
-        raise InvalidSubmission(f"{name} is not a readable notebook: {exc}; was it saved as a notebook (.ipynb)?") from None
+        raise InvalidSubmission(f"{name} is not a readable notebook: {exc}; "
+                                "was it saved as a notebook (.ipynb)?") from None
     if not isinstance(raw, dict) or "cells" not in raw:
         raise InvalidSubmission(f"{name} is JSON but not a Jupyter notebook (no cells)")
     try:
