@@ -302,6 +302,13 @@ def test_a_replacement_from_another_lms_id_is_held_for_review(tmp_path):
     both = _canvas_zip(tmp_path / "c.zip", {"smithbob_444_3_hw1.ipynb": _nb("x"), "smithbob_555_4_hw1.ipynb": _nb("y")})
     report = collect(both, "hw1", tmp_path / "other", roster=roster)
     assert report.accepted == [] and all("several LMS ids" in r.reason for r in report.rejected)
+    # a student the roster gives two LMS ids may upload from either
+    two_ids = tmp_path / "two.csv"
+    two_ids.write_text("student_id,lms_id,name\nbsmith,444,Bob Smith\nbsmith,555,Bob Smith\n")
+    report = collect(both, "hw1", tmp_path / "third", roster=two_ids)
+    assert [a.student for a in report.accepted] == ["bsmith"]
+    again = _canvas_zip(tmp_path / "d.zip", {"smithbob_444_5_hw1.ipynb": _nb("z")})
+    assert [a.student for a in collect(again, "hw1", tmp_path / "third", roster=two_ids).accepted] == ["bsmith"]
 
 
 def test_discovery_grades_only_valid_ascii_student_ids(tmp_path):

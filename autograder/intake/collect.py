@@ -48,6 +48,7 @@ class _Checked:
     order: int
     companions: tuple[Path, ...]
     lms_id: str | None = None  # who uploaded it, as the LMS says: kept beside the submission
+    lms_verified: bool = False  # the roster gives this LMS id to this student (not a name match)
 
 
 def collect(
@@ -158,7 +159,9 @@ def _check(
     if problem:
         return Rejected(item.source, problem)
     lms_id = item.lms.lms_id if item.lms is not None else None
-    return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions, lms_id)
+    verified = lms_id is not None and roster is not None and roster.knows_lms_id(lms_id)
+    return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions, lms_id,
+                    verified)
 
 
 def _student_of(item: Incoming, roster: Roster | None) -> str:
@@ -222,7 +225,8 @@ def _latest_per_student(checked: list[_Checked], rejected: list[Rejected]) -> li
     latest = []
     for student, submissions in sorted(by_student.items()):
         uploaders = sorted({s.lms_id for s in submissions if s.lms_id is not None})
-        if len(uploaders) > 1:  # someone else's upload matched this student by name: a human decides
+        if len(uploaders) > 1 and not all(s.lms_verified for s in submissions):
+            # someone else's upload matched this student by name: a human decides
             for held in submissions:
                 rejected.append(Rejected(held.source, _held_reason(student, uploaders)))
             continue
@@ -260,7 +264,8 @@ def _install(
     try:
         replaced = False
         earlier_id = _read_lms_id(folder)
-        if submission.lms_id is not None and earlier_id not in (None, submission.lms_id):
+        if submission.lms_id is not None and not submission.lms_verified \
+                and earlier_id not in (None, submission.lms_id):
             return "rejected", Rejected(
                 submission.source,
                 f"held for review: {submission.student}'s submission in {folder} came from LMS id "

@@ -89,6 +89,9 @@ class Roster:
         shown = f"lms id {lms_id!r}" + (f" / name {name!r}" if name else "")
         raise LookupError(f"unknown student: {shown} not in roster {self.path.name}")
 
+    def knows_lms_id(self, lms_id: str) -> bool:
+        return lms_id in self._by_lms_id
+
     def resolve_student(self, ident: str) -> str:
         """A student id from a folder or exchange name: a roster student_id, or an lms_id."""
         if ident in self.students:
