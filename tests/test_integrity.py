@@ -449,3 +449,14 @@ def test_a_staged_private_hidden_set_replaces_mnists_public_test_split(tmp_path)
         np.array([0x0C02, n, 8], dtype=">i4").tobytes() + labels.tobytes())
     split = load_hidden_split("mnist", "full", tmp_path, secret=0)
     assert split.labels.tolist() == [3, 1, 4] and tuple(split.images.shape) == (3, 1, 32, 32)
+
+
+def test_random_batches_cover_every_image_once():
+    import torch
+
+    from autograder.grading.evaluate import _batches
+
+    for n in (1, 2, 3, 216, 257, 360, 10_000):
+        for seed in range(100):
+            sizes = _batches(n, torch.Generator().manual_seed(seed))
+            assert sum(sizes) == n and (n < 2 or min(sizes) >= 2) and max(sizes) <= 257, (n, seed, sizes)

@@ -39,7 +39,8 @@ def _batches(n: int, rng) -> list[int]:
     while sum(sizes) < n:
         sizes.append(min(int(torch.randint(2, 257, (1,), generator=rng)), n - sum(sizes)))
     if len(sizes) > 1 and sizes[-1] < 2:
-        sizes[-2] += sizes.pop()
+        last = sizes.pop()
+        sizes[-1] += last
     return sizes
 
 
