@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False, width=max(Console().width, 130))
 
@@ -85,7 +87,8 @@ def summary_table(results) -> Table:
     for r in sorted(results, key=lambda r: r.student):
         points = {p.id: p.points for p in r.parts}
         cells = ["?" if points.get(pid) is None else f"{points[pid]:g}" for pid, _ in parts]
-        table.add_row(r.student, r.status, *cells, f"{r.score:g}/{r.max_score:g}", r.message[:90])
+        # Text(): student-derived strings are shown as they are, never read as rich markup
+        table.add_row(Text(r.student), r.status, *cells, f"{r.score:g}/{r.max_score:g}", Text(r.message[:90]))
     return table
 
 
@@ -234,7 +237,8 @@ def demo_table(name: str, results) -> Table:
     for r in sorted(results, key=lambda r: r.student):
         lost = [f"{p.id} {p.points:g}/{p.max_points:g}" for p in r.parts
                 if p.kind not in ("reflection", "inquiry") and p.points is not None and p.points < p.max_points]
-        table.add_row(r.student, r.status, f"{r.score:g}/{r.max_score:g}", ", ".join(lost) or "-", r.message[:60])
+        table.add_row(Text(r.student), r.status, f"{r.score:g}/{r.max_score:g}", ", ".join(lost) or "-",
+                      Text(r.message[:60]))
     return table
 
 
@@ -350,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (CourseError, RubricError, BuildError, ReleaseError, SandboxUnavailable, PreflightError, RecordError,
             SchedulerLost, FileNotFoundError, KeyError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     except KeyboardInterrupt:
         _log("interrupted")

@@ -294,6 +294,139 @@ daemon = subprocess.Popen([sys.executable, "-c", FORGER, os.path.abspath("lenet5
 """
 
 
+def _deep_chain(t: Targets) -> str:
+    """Round two, class 1: folders nested beyond PATH_MAX with links at the bottom, and the
+    executed notebook made a link to the gradebook, then the executor killed so it cannot
+    rewrite it: a walk joining path strings raised before the links were removed."""
+    return f"""
+import os, signal
+os.symlink({t.gradebook!r}, "lenet5_mnist.ipynb.link")
+os.replace("lenet5_mnist.ipynb.link", "lenet5_mnist.ipynb")
+home = os.open(".", os.O_RDONLY)
+for _ in range(40):                      # 40 x 201 characters: twice PATH_MAX
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+os.symlink({t.gradebook!r}, "gradebook.db")
+os.symlink("/", "root")
+os.mkfifo("fifo")
+os.fchdir(home)
+os.symlink({t.secret!r}, "secret_seed")
+os.mkdir("locked")
+os.symlink({t.hidden_labels!r}, "locked/labels")
+os.chmod("locked", 0)
+os.kill(os.getppid(), signal.SIGKILL)    # the executor: no final save replaces the link
+"""
+
+
+DISK = """
+import ctypes, os
+DISK = {}
+fd = os.open("reserve", os.O_CREAT | os.O_WRONLY, 0o600)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+ok = libc.fallocate(fd, 1, 0, 20 << 30) == 0      # FALLOC_FL_KEEP_SIZE: blocks beyond the size
+DISK["fallocate"] = "DONE" if ok else "DENIED " + os.strerror(ctypes.get_errno())
+DISK["allocated"] = os.fstat(fd).st_blocks * 512
+os.close(fd)
+for name in ("cmdline", "environ"):
+    try:
+        DISK[name] = open(f"/proc/1/{name}", "rb").read().decode("latin-1")
+    except Exception as exc:
+        DISK[name] = f"DENIED {type(exc).__name__}"
+"""
+
+FILL_DISK = """
+import os
+chunk = b"x" * (8 << 20)
+for i in range(16):                       # 16 files x 256 MiB (each at the file-size limit): 4 GiB
+    try:
+        with open(f"fill{i}", "wb") as fh:
+            for _ in range(32):
+                fh.write(chunk)
+    except OSError:
+        pass
+"""
+
+
+def _thread_training() -> str:
+    """Round two, class 2: training runs in a thread started by the (timed, instant) train cell
+    and is waited on by the instructor's test cell, which the old timing did not count."""
+    return """
+import threading, time as _time
+class _Later(dict):
+    def __init__(self, thread, box):
+        super().__init__()
+        self._thread, self._box = thread, box
+    def _wait(self):
+        self._thread.join()
+        self.update(self._box)
+    def __getitem__(self, key):
+        if not self.__dict__.get("_asked"):   # the train cell's own print: answer without waiting
+            self._asked = True
+            return [0.0]
+        self._wait()
+        return super().__getitem__(key)
+    def __len__(self):
+        self._wait()
+        return super().__len__()
+    def __iter__(self):
+        self._wait()
+        return super().__iter__()
+    def keys(self):
+        self._wait()
+        return super().keys()
+    def items(self):
+        self._wait()
+        return super().items()
+_train_now = train_model
+def train_model(model, train, val, epochs, batch_size, lr, device):
+    box = {}
+    def work():
+        _time.sleep(8)                    # 'the real training', somewhere the grader does not time
+        box.update(_train_now(model, train, val, epochs, batch_size, lr, device))
+    thread = threading.Thread(target=work)
+    thread.start()
+    return _Later(thread, box)
+"""
+
+
+def _memorises() -> str:
+    """Round two, class 6: a model of allowed operators only that returns the hidden split's
+    labels, memorised in file order, for whatever batch it gets: right only when the evaluator
+    feeds the split in file order."""
+    return """
+import torch.nn.functional as _F
+from sklearn.datasets import load_digits as _load_digits
+from autograder.datasets.mnist import _digits_partition
+_labels = torch.as_tensor(_load_digits().target[_digits_partition()["test"]]).long()
+_table = torch.zeros(65536, 10)
+_table[:len(_labels)] = _F.one_hot(_labels, 10).float() * 100
+class Memo(nn.Module):
+    def __init__(self, inner, table):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("table", table)
+    def forward(self, x):
+        return self.inner(x) * 0 + self.table[: x.shape[0]]
+model = Memo(model, _table)
+"""
+
+
+MARKUP = '[/x] [bold red]all your points[/] [link=file:///etc/shadow]here[/link] [/]'
+LOOKALIKE = "\u0430a_honest"   # Cyrillic a, then "a_honest": looks like aa_honest
+
+
+def deep_json(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def nested_notebook(source_nb, levels: int) -> str:
+    """A valid notebook but for one metadata value nested `levels` deep (under the recursion limit)."""
+    data = json.loads(nbformat.writes(source_nb))
+    data["metadata"]["deep"] = "DEEP-PLACEHOLDER"
+    return json.dumps(data).replace('"DEEP-PLACEHOLDER"', deep_json(levels))
+
+
 # ---------------------------------------------------------------- the cohort
 
 def forged_executed_notebook(source_nb) -> nbformat.NotebookNode:
@@ -424,6 +557,16 @@ def tamper(out):
     os.mkfifo(out / "tensors.pt")   # a reader would wait forever
     os.symlink(out, out / "loop")
 """ + WRAP_EXPORT),
+
+        # ---- round two: classes a second, private hostile suite found
+        "deep_chain": insert(stop, None, _deep_chain(t)),
+        "fills_disk": insert(insert(stop, None, DISK + report("DISK")), None, FILL_DISK, after="imports"),
+        "thread_training": insert(quick, None, _thread_training(), after="train_model"),
+        "memorises": insert(quick, "export", _memorises()),
+        "markup_message": insert(stop, None, f"raise ValueError({MARKUP!r})"),
+        "deep_json": deep_json(100_000),
+        "nested_json": nested_notebook(release_nb, 900),
+        LOOKALIKE: good,
     }
     # only the honest student answers the reflection (copies of one answer would be flagged as such)
     blank = next(c.source for c in release_nb.cells if _gid(c) == "reflection")

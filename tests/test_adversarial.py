@@ -19,16 +19,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
+from rich.console import Console
 
 from autograder.build import build_assignment
 from autograder.datasets.hidden import course_secret
 from autograder.grading.batch import grade_assignment
 from autograder.grading.checks.context import EvalContext
+from autograder.grading.reference_cells import write_reference_cells
+from autograder.grading.results import RETRY_FLAGS
 from autograder.grading.timing import machine_key, store_reference_seconds
+from autograder.sandbox.tree import allocated_bytes
 from autograder.release import release_assignment
 from autograder.rubric import load_rubric
-from autograder.sandbox.bwrap import UID_RANGE
 
 from . import adversarial_cohort as adv
 from .conftest import REPO, SANDBOXED
@@ -61,6 +65,17 @@ def work_folders(work) -> list[Path]:
 PLANT = "planted by a student"
 
 
+def leftovers(root: Path) -> list[str]:
+    """Processes still running in the batch's folders (sandboxed notebooks, kernels, daemons):
+    other work on the machine runs sandboxes too, so the uid alone does not tell."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        if str(root) in text and proc.info["pid"] != os.getpid():
+            found.append(f"{proc.info['pid']}: {text[:200]}")
+    return found
+
+
 @pytest.fixture(scope="module")
 def batch(course, tmp_path_factory):
     root = tmp_path_factory.mktemp("adversarial")
@@ -77,6 +92,10 @@ def batch(course, tmp_path_factory):
     secret = course_secret(work.cache_dir)
     store_reference_seconds(work.cache_dir, A, "tiny", machine_key(), REFERENCE_S)
     source_nb = nbformat.read(work.source_notebook(A), as_version=4)
+    # the reference's instructor cells: generous for imports and export, tests take milliseconds
+    write_reference_cells(work.cache_dir, A, "tiny", {
+        c.metadata["nbgrader"]["grade_id"]: 0.2 if c.metadata["nbgrader"]["grade_id"].startswith("test_") else 10.0
+        for c in source_nb.cells if c.cell_type == "code" and "grade_id" in c.metadata.get("nbgrader", {})})
     release_nb = nbformat.read(work.release_notebook(A), as_version=4)
     forged = outside / "forged.ipynb"
     nbformat.write(adv.forged_executed_notebook(source_nb), forged)
@@ -96,10 +115,12 @@ def batch(course, tmp_path_factory):
     adv.write(work, students)
     host_tmp_plant = Path("/tmp/planted-by-student.txt")
     planted_before = host_tmp_plant.exists()
-    before, repo_before = hashes(*work_folders(work)), hashes(*REPO_FOLDERS)
+    before, repo_before = hashes(*work_folders(work), work.cache_dir, hidden), hashes(*REPO_FOLDERS)
     outside_before = sorted(p.name for p in outside.iterdir())
+    logged: list[str] = []
 
-    outcome = grade_assignment(work, A, "tiny", sandboxed=True, workers=2, log=lambda message: None)
+    outcome = grade_assignment(work, A, "tiny", sandboxed=True, workers=2, log=logged.append)
+    left = leftovers(root)
 
     connections = 0
     while True:
@@ -112,7 +133,8 @@ def batch(course, tmp_path_factory):
     server.close()
     return {
         "work": work, "outcome": outcome, "by": {r.student: r for r in outcome.results}, "secret": str(secret),
-        "students": students, "targets": targets, "before": before, "after": hashes(*work_folders(work)),
+        "students": students, "targets": targets, "before": before,
+        "after": hashes(*work_folders(work), work.cache_dir, hidden), "logged": logged, "left": left,
         "repo_before": repo_before, "repo_after": hashes(*REPO_FOLDERS),
         "outside_before": outside_before, "outside_after": sorted(p.name for p in outside.iterdir()),
         "connections": connections, "host_tmp_planted": host_tmp_plant.exists() and not planted_before,
@@ -149,6 +171,9 @@ EXPECTED_STATUS = {
     # complete notebooks that lie or tamper with their export
     "fake_accuracy": "graded", "fake_timing": "graded", "monkeypatch": "graded", "pickles": "graded",
     "pt2_pickled_inputs": "graded", "pt2_reads_files": "graded", "links_and_forgery": "graded",
+    # round two
+    "deep_chain": "crashed", "fills_disk": "crashed", "thread_training": "graded", "memorises": "graded",
+    "markup_message": "failed", "deep_json": "invalid", "nested_json": "invalid",
 }
 
 
@@ -156,7 +181,8 @@ EXPECTED_STATUS = {
 
 def test_every_submission_has_the_right_status(batch):
     statuses = {s: r.status for s, r in batch["by"].items()}
-    assert set(statuses) == set(batch["students"]) == set(EXPECTED_STATUS)
+    assert set(statuses) == set(batch["students"]) - {adv.LOOKALIKE} == set(EXPECTED_STATUS)
+    assert not any(RETRY_FLAGS & set(r.flags) for r in batch["by"].values())   # no grader error anywhere
     assert statuses == EXPECTED_STATUS, {s: (r.status, r.message) for s, r in batch["by"].items()
                                          if r.status != EXPECTED_STATUS.get(s)}
 
@@ -185,13 +211,7 @@ def test_nothing_outside_the_output_folders_changed(batch):
     changed must show no sign of a notebook: not owned by a sandbox uid, no planted text."""
     changed = {k for k in set(batch["before"]) | set(batch["after"]) if batch["before"].get(k) != batch["after"].get(k)}
     assert not changed
-    repo_changed = {k for k in set(batch["repo_before"]) | set(batch["repo_after"])
-                    if batch["repo_before"].get(k) != batch["repo_after"].get(k)}
-    assert (REPO / "rubrics" / f"{A}.yaml").is_file() and (REPO / "reference" / f"{A}.py").is_file()
-    for path in map(Path, repo_changed):
-        if path.exists():
-            assert path.stat().st_uid not in UID_RANGE and os.stat(path.parent).st_uid not in UID_RANGE, path
-            assert PLANT not in path.read_text(errors="replace") and "planted" not in path.name, path
+    assert batch["repo_after"] == batch["repo_before"]    # byte equality: nothing else writes there meanwhile
     import site
     assert not any((Path(p) / "sitecustomize.py").exists() for p in site.getsitepackages())
     assert batch["outside_after"] == batch["outside_before"] == ["forged.ipynb"]   # no payload ran outside
@@ -511,3 +531,113 @@ def test_weird_json_is_read_safely(tmp_path, content):
     reported, history = _plain_reported(data), _plain_history(data)
     json.dumps([reported, history], allow_nan=False)   # plain, finite, JSON-safe
     assert all(len(str(v)) <= 200 for v in reported.values())
+
+
+# ---------------------------------------------------------------- round two: each class and its rule
+
+def _tree(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root):   # os.walk never follows links
+        for name in dirnames + filenames:
+            yield Path(dirpath) / name
+
+
+def test_no_link_or_special_file_anywhere_in_the_grader_outputs(batch):
+    """Rule: whatever a notebook planted, nothing under autograded/ or feedback/ is a link,
+    FIFO, socket or device afterwards (a later root tool would follow or block on it)."""
+    work = batch["work"]
+    for root in (work.autograded_dir, work.feedback_dir):
+        odd = [p for p in _tree(root) if p.is_symlink() or not (p.is_file() or p.is_dir())]
+        assert odd == [], odd[:5]
+
+
+def test_no_process_is_left_and_disk_use_is_bounded(batch):
+    assert batch["left"] == []
+    used, complete = allocated_bytes(batch["work"].autograded_dir)
+    assert complete and used < 2**30, used
+
+
+def test_deep_chains_and_links_are_removed_and_nothing_is_published_from_them(batch):
+    """Class 1: a tree deeper than PATH_MAX holding links, the executed notebook a link to the
+    gradebook, the executor killed. The walks delete it; the run is the notebook's failure
+    (crashed, not a grader error, so never retried), and nothing it left is published."""
+    result = batch["by"]["deep_chain"]
+    assert result.status == "crashed" and not RETRY_FLAGS & set(result.flags), (result.message, result.flags)
+    assert any("removed before grading" in f and "secret_seed" in f for f in result.flags), result.flags
+    work = Path(result.output_dir) / "work"
+    assert not (work / f"{A}.ipynb").exists()
+    published = batch["work"].autograded_dir / "deep_chain" / A / f"{A}.ipynb"
+    assert not published.exists() or b"SQLite format 3" not in published.read_bytes()
+    depth = max((len(p.relative_to(work).parts) for p in _tree(work)), default=0)
+    assert depth <= 33
+
+
+def test_disk_allocation_is_bounded(batch):
+    """Class 3: fallocate is refused (no blocks reserved), and a notebook that writes file after
+    file is stopped at the disk limit; what it wrote is not kept."""
+    result = batch["by"]["fills_disk"]
+    disk = attack(result)
+    assert disk["fallocate"].startswith("DENIED") and disk["allocated"] < 2**20, disk
+    assert result.status == "crashed" and "wrote more than" in result.message, result.message
+    used, _ = allocated_bytes(Path(result.output_dir))
+    assert used < 64 * 2**20
+
+
+def test_the_sandbox_command_line_holds_no_secret(batch):
+    """Item 8: /proc/1 in the sandbox shows bubblewrap's command line; nothing secret is passed there."""
+    disk = attack(batch["by"]["fills_disk"])
+    seen = disk["cmdline"] + disk["environ"]
+    assert "--ro-bind" in disk["cmdline"]          # it is bubblewrap's command line that is visible
+    for secret in (batch["secret"], str(batch["targets"].hidden_labels), "secret_seed", "gradebook"):
+        assert secret not in seen, secret
+
+
+def test_training_waited_on_by_an_instructor_cell_is_timed(batch):
+    """Class 2: the train cell returns at once, the test cell waits 8 s for the thread: the
+    excess of every instructor cell over the reference run counts as training time."""
+    from autograder.grading.execute import cell_duration
+
+    result = batch["by"]["thread_training"]
+    assert result.timings["train_s"] >= 8, result.timings
+    assert cell_duration(executed(result), "train") < 4    # what the old rule counted: the 8 s were elsewhere
+
+
+def test_a_model_that_memorised_the_hidden_split_in_order_gains_nothing(batch):
+    """Class 6: the hidden split is fed in a new order and in batches of random sizes, so labels
+    memorised in file order are wrong, and a second ordering disagrees (flagged)."""
+    result = batch["by"]["memorises"]
+    assert result.evaluation["test"]["accuracy"] < 0.5, result.evaluation["test"]["accuracy"]
+    assert parts(result)["accuracy"].points == 0
+    assert any("order or batching" in f for f in result.flags), result.flags
+
+
+def test_markup_in_a_student_message_is_shown_literally(batch):
+    """Class 7: rich markup in an error message is data: the tables render it as text."""
+    from autograder.cli import demo_table, summary_table
+
+    result = batch["by"]["markup_message"]
+    assert adv.MARKUP in result.message
+    shown = []
+    for table in (summary_table(list(batch["by"].values())), demo_table("x", list(batch["by"].values()))):
+        console = Console(width=400, record=True, file=io.StringIO())
+        console.print(table)          # raised MarkupError before
+        shown.append(console.export_text())
+    assert "ValueError: [/x] [bold red]all" in shown[0]    # the table keeps the first 90 characters
+
+
+def test_deeply_nested_json_is_invalid_not_a_grader_error(batch):
+    """Class 4: any parse failure of a submission is `invalid` for that submission alone."""
+    for student in ("deep_json", "nested_json"):
+        result = batch["by"][student]
+        assert result.status == "invalid" and "nested" in result.message, (student, result.message)
+
+
+def test_a_lookalike_student_id_is_not_graded(batch):
+    """Class 5: a folder named with a Cyrillic look-alike of a student's id gets no grade, no
+    gradebook row, no feedback; the batch says why."""
+    from autograder.grading.record import final_scores
+
+    work = batch["work"]
+    assert adv.LOOKALIKE not in batch["by"]
+    assert adv.LOOKALIKE not in final_scores(work, A)
+    assert not (work.autograded_dir / adv.LOOKALIKE).exists() and not (work.feedback_dir / adv.LOOKALIKE).exists()
+    assert any(repr(adv.LOOKALIKE) in line and "not a valid student id" in line for line in batch["logged"])

@@ -26,10 +26,9 @@ from autograder.grading import record
 from autograder.grading.batch import grade_assignment
 from autograder.grading.preflight import PreflightError
 from autograder.grading.run_notebook import MAX_CELL_BYTES, limit_notebook, limit_outputs
-from autograder.grading.timing import machine_key, store_reference_seconds
 from autograder.release import release_assignment
 
-from .conftest import REPO, SANDBOXED, tree_hashes
+from .conftest import REPO, SANDBOXED, known_reference_time, tree_hashes
 
 A = "lenet5_mnist"
 STUDENTS = ("alice_reference", "bob_weaker")
@@ -70,7 +69,7 @@ def graded(tmp_path_factory):
     two.mkdir(parents=True)
     for name in ("draft.ipynb", "final.ipynb"):
         nbformat.write(release, two / name)
-    store_reference_seconds(course.cache_dir, A, "tiny", machine_key(), 5.0)
+    known_reference_time(course, "tiny", 5.0)
     outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=2, log=_quiet)
     return course, {r.student: r for r in outcome.results}
 
@@ -233,7 +232,7 @@ def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(g
     _stage_small_mnist(course)
     full = replace(course.profile("full"), notebook_timeout_s=300, cell_timeout_s=240)
     course = replace(course, profiles={**course.profiles, "full": full})
-    store_reference_seconds(course.cache_dir, A, "full", machine_key(), 5.0)
+    known_reference_time(course, "full", 5.0)
     with dask.config.set({"distributed.worker.daemon": False}), \
             LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=50) as cluster:
         first = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,

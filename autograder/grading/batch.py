@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..course import Course
 from ..secret import course_secret
+from ..intake.roster import valid_student_id
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
@@ -22,6 +23,7 @@ from .execute import ExecutionSettings
 from .inputs import changed, file_digest, grading_inputs, notebook_digest, reuse
 from .pipeline import GradingTask, grade_one
 from .preflight import preflight, reference_failed
+from .reference_cells import reference_cells, store_reference_cells
 from .progress import BatchProgress
 from .results import GradeResult, Submission, file_sha256
 from .timing import cached_reference_seconds, machine_key, store_reference_seconds
@@ -52,12 +54,21 @@ def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: 
                              readonly=readonly, threads=threads)
 
 
+def held_student_folders(course: Course, assignment: str) -> list[str]:
+    """Folders under submitted/ whose name is not a usable student id (non-ASCII look-alikes
+    such as a Cyrillic copy of a real id, spaces, ...): never graded, shown for a human."""
+    return sorted(f.parent.name for f in course.submitted_dir.glob(f"*/{assignment}")
+                  if not valid_student_id(f.parent.name))
+
+
 def discover(course: Course, assignment: str, student: str | None = None) -> list[Submission]:
     """Every submission folder; one that holds no single notebook to grade yields a Submission
     with a `problem` (graded `invalid`, naming what was found), never an exception."""
     subs = []
     for folder in sorted(course.submitted_dir.glob(f"*/{assignment}")):
         if student and folder.parent.name != student:
+            continue
+        if not valid_student_id(folder.parent.name):   # see held_student_folders
             continue
         subs.append(_submission(folder, folder.parent.name, assignment))
     return subs
@@ -104,6 +115,7 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
                        reference_train_s=reference_s, device=course.profile(profile).device,
+                       reference_cells=reference_cells(course.cache_dir, sub.assignment, profile) if reference_s else None,
                        inputs=task_inputs(course, rubric, sub, profile, settings, reference_s),
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
                        reevaluate=rescore and previous.action == "reevaluate")
@@ -116,7 +128,8 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     if not rubric.of_kind("timing"):
         return None     # nothing is timed: no reference run needed
     machine = machine_key()
-    if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)):
+    if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)) \
+            and reference_cells(course.cache_dir, name, profile, machine) is not None:
         return cached
     log(f"measuring the reference training time of {name} ({profile}) on this machine, once")
     sub = Submission("_reference", name, course.source_notebook(name))
@@ -126,6 +139,7 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     if not seconds:   # every student's timing would be scored against nothing: refuse, before any runs
         raise reference_failed(name, profile, result.status, result.message, scratch)
     store_reference_seconds(course.cache_dir, name, profile, machine, seconds)
+    store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", machine)
     return seconds
 
 
@@ -208,7 +222,7 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
     start = time.perf_counter()
     profile = profile or course.default_profile
     course.profile(profile)
-    jobs = {name: _prepare(course, course.check_assignment(name), profile, student) for name in assignments}
+    jobs = {name: _prepare(course, course.check_assignment(name), profile, student, log) for name in assignments}
     scheduler = scheduler or course.scheduler_address
     workers = workers or default_workers(sum(len(j.subs) for j in jobs.values()), per_gpu)
     threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else None
@@ -259,9 +273,13 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
             for name, job in jobs.items()}
 
 
-def _prepare(course: Course, name: str, profile: str, student: str | None) -> _Assignment:
+def _prepare(course: Course, name: str, profile: str, student: str | None,
+             log: Callable[[str], None]) -> _Assignment:
     rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
     subs = discover(course, name, student)
+    for held in held_student_folders(course, name):
+        log(f"not graded: submitted/{held!r} is not a valid student id (ASCII letters, digits, _.@+-); "
+            "it may imitate another student's id: check it, then rename or remove the folder")
     if not subs:
         who = f"student {student!r}" if student else "any student"
         raise FileNotFoundError(f"no submission of {name} by {who} under {course.submitted_dir}/<student>/{name}/")
@@ -286,8 +304,8 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
     for name, job in jobs.items():
         if job.rubric.of_kind("timing"):
             job.reference_s = cached_reference_seconds(course.cache_dir, name, profile, machine_key())
-            if job.reference_s is None:
-                missing.append(name)
+            if job.reference_s is None or reference_cells(course.cache_dir, name, profile) is None:
+                missing.append(name)   # both the training time and each instructor cell's are needed
     if not missing:
         return
     log(f"measuring the reference training time of {', '.join(missing)} ({profile}) on the cluster, once")

@@ -29,6 +29,55 @@ def _predict(program, images, batch_size: int = 512):
         return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
 
+def _batches(n: int, rng) -> list[int]:
+    """Batch sizes covering n images, each drawn in [2, 256] (a lone last image joins the one before)."""
+    import torch
+
+    sizes = []
+    while sum(sizes) < n:
+        sizes.append(min(int(torch.randint(2, 257, (1,), generator=rng)), n - sum(sizes)))
+    if len(sizes) > 1 and sizes[-1] < 2:
+        last = sizes.pop()
+        sizes[-1] += last
+    return sizes
+
+
+def _predict_shuffled(program, images, rng, limit: int | None = None):
+    """(indices, predictions): the images (or `limit` of them) in a fresh random order and in
+    batches of random sizes, so a model cannot tell the evaluation from its order or its batch."""
+    import torch
+
+    module = program.module()
+    order = torch.randperm(len(images), generator=rng)[:limit]
+    out, start = [], 0
+    with torch.no_grad():
+        for size in _batches(len(order), rng):
+            out.append(module(images[order[start:start + size]]).argmax(1))
+            start += size
+    return order, torch.cat(out)
+
+
+ORDER_TOLERANCE = 0.005      # share of predictions that may differ between two orderings (float ties)
+SECOND_ORDERING_MAX = 1000   # images predicted a second time, in another order and batching
+ABOVE_VALIDATION = 0.15      # hidden accuracy this far above the measured validation accuracy is flagged
+
+
+def _shuffled_predictions(program, images, rng) -> tuple[object, list[str]]:
+    """Predictions in file order, from a shuffled, randomly batched pass; a second pass in
+    another order over up to SECOND_ORDERING_MAX images must agree with it."""
+    import torch
+
+    order, first = _predict_shuffled(program, images, rng)
+    predictions = torch.empty_like(first)
+    predictions[order] = first
+    again, second = _predict_shuffled(program, images, rng, SECOND_ORDERING_MAX)
+    differ = int((predictions[again] != second).sum())
+    if differ > max(1, ORDER_TOLERANCE * len(again)):
+        return predictions, [f"the exported model's predictions change with the order or batching of the test "
+                             f"images ({differ} of {len(again)} differ): it may detect the evaluation; review it"]
+    return predictions, []
+
+
 def _metrics(labels, predictions, classes) -> dict:
     from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
@@ -132,6 +181,11 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
         return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
     except Exception as exc:
         return {"ok": False, "error": f"the exported model could not be loaded: {type(exc).__name__}: {str(exc)[:200]}"}
+    import secrets
+
+    import torch
+
+    rng = torch.Generator().manual_seed(secrets.randbits(63))   # a new order for every evaluation
     try:   # the grader's own data: a failure here is not the student's
         test = ctx.test_split
         val = load_split(ctx.dataset, "val", ctx.profile, data_root)
@@ -139,13 +193,18 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
         return {"ok": False, "grader_error": f"the {ctx.profile} data could not be loaded on runner "
                                              f"{platform.node()}: {type(exc).__name__}: {str(exc)[:300]}"}
     try:
-        predictions = _predict(program, test.images)
-        val_accuracy = float((_predict(program, val.images) == val.labels).float().mean())
+        predictions, flags = _shuffled_predictions(program, test.images, rng)
+        val_predictions, val_flags = _shuffled_predictions(program, val.images, rng)
+        val_accuracy = float((val_predictions == val.labels).float().mean())
     except Exception as exc:
         return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
     metrics = _metrics(test.labels, predictions, test.classes)
+    flags += [] if flags else val_flags
+    if metrics["accuracy"] - val_accuracy > ABOVE_VALIDATION:
+        flags.append(f"hidden-split accuracy {metrics['accuracy']:.3f} is far above the evaluator's validation "
+                     f"accuracy {val_accuracy:.3f}: a model that recognises the test images? review it")
     _plot_confusion(metrics, out / CONFUSION_PNG)
-    return {"ok": True, "test": metrics, "val_accuracy": val_accuracy,
+    return {"ok": True, "test": metrics, "val_accuracy": val_accuracy, "flags": flags,
             "figures": {"confusion_matrix": str(out / CONFUSION_PNG)}}
 
 

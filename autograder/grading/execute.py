@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,13 @@ from pathlib import Path
 import nbformat
 
 from ..sandbox import Limits, RunOutcome, SandboxSpec, run_limited, run_sandboxed
+from ..sandbox.tree import remove_at, sweep
+from ..safejson import read_json_file
 from .cpu_env import GPU_SHARE_ENV, TORCH_CPU_ENV
 from .run_notebook import EXIT_DEAD_KERNEL, EXIT_OK, EXIT_TIMEOUT, SANDBOX_ENV
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MAX_EXECUTED_BYTES = 256 * 2**20   # the file-size limit of the sandbox
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ def _classify(outcome: RunOutcome, executed: Path, settings: ExecutionSettings) 
         return "crashed", f"stopped: used more than {settings.limits.memory_bytes / 2**30:.1f} GiB of memory"
     if reason == "processes":
         return "crashed", f"stopped: started more than {settings.limits.max_processes} processes"
+    if reason == "disk":
+        return "crashed", (f"stopped: wrote more than {settings.limits.max_disk_bytes / 2**30:.1f} GiB "
+                           f"or {settings.limits.max_files} files into its folder")
     report = {}
     for line in reversed(outcome.stderr.strip().splitlines()):
         if line.startswith("{"):
@@ -96,55 +101,70 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, name: str, parameter
     argv = [sys.executable, "-P", "-m", "autograder.grading.run_notebook",
             str(source), str(executed), str(workdir / "parameters.json"), str(settings.cell_timeout_s)]
     env = _child_env(settings)
-    if settings.sandboxed:
-        spec = SandboxSpec(workdir=workdir, readonly=(PACKAGE_DIR, *settings.readonly), gpu=settings.gpu,
-                           env={**env, SANDBOX_ENV: "1"})
-        outcome = run_sandboxed(argv, spec, settings.limits)
-    else:
-        outcome = run_limited(argv, settings.limits, cwd=workdir, env={**os.environ, **env})
-    removed = seal(workdir)   # before anything reads what the notebook left
+    try:
+        if settings.sandboxed:
+            spec = SandboxSpec(workdir=workdir, readonly=(PACKAGE_DIR, *settings.readonly), gpu=settings.gpu,
+                               env={**env, SANDBOX_ENV: "1"})
+            outcome = run_sandboxed(argv, spec, settings.limits)
+        else:
+            outcome = run_limited(argv, settings.limits, cwd=workdir, env={**os.environ, **env}, disk_root=workdir)
+    finally:
+        removed = seal(workdir)   # before anything reads what the notebook left, even after an exception
+    removed = sorted(set(removed) | set(outcome.swept))
+    if outcome.killed_reason == "disk":   # what filled the disk is not kept: the grade needs none of it
+        _clear(workdir, keep={source.name, executed.name, "parameters.json"})
     status, message = _classify(outcome, executed, settings)
+    data = _read_executed(executed)
+    if data is None and executed.exists():   # the notebook may have written anything there
+        executed.unlink(missing_ok=True)
+        if status == "ok":
+            status, message = "crashed", ("the executed notebook cannot be read (not a notebook, too large or "
+                                          "too deeply nested)")
     flags = ["output_truncated"] if outcome.output_truncated else []
     if removed:
-        shown = ", ".join(removed[:5]) + (", ..." if len(removed) > 5 else "")
+        shown = ", ".join(r if len(r) <= 80 else r[:38] + "..." + r[-38:] for r in removed[:5]) \
+            + (", ..." if len(removed) > 5 else "")
         flags.append(f"the notebook left {len(removed)} link(s) or special file(s) in its folder, removed "
                      f"before grading: {shown}")
-    flags += _recorded_flags(executed)
-    return Execution(status, executed if executed.is_file() else None, outcome.wall_seconds, message,
+    flags += _recorded_flags(data)
+    return Execution(status, executed if data is not None else None, outcome.wall_seconds, message,
                      outcome.stderr[-2000:], outcome.peak_memory_bytes, flags)
 
 
 def seal(workdir: Path) -> list[str]:
     """After the run, when nothing the notebook started is alive: delete every link, FIFO,
     socket or device it left in its folder (a reader outside the sandbox would follow or block
-    on them) and make the rest readable. Returns the paths removed, relative to the folder."""
-    removed = []
-    os.chmod(workdir, 0o755)
-    for dirpath, dirnames, filenames in os.walk(workdir):   # never follows links
-        for name in list(dirnames) + filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                mode = os.lstat(path).st_mode
-                if stat.S_ISDIR(mode):
-                    os.chmod(path, stat.S_IMODE(mode) | 0o700)
-                elif stat.S_ISREG(mode):
-                    os.chmod(path, stat.S_IMODE(mode) | 0o600)
-                else:
-                    os.unlink(path)
-                    removed.append(os.path.relpath(path, workdir))
-                    if name in dirnames:
-                        dirnames.remove(name)
-            except FileNotFoundError:
-                pass
-    return sorted(removed)
+    on them), and whatever cannot be walked (folders nested too deeply, unreadable entries),
+    and make the rest readable. The walk is descriptor-relative and never follows a link
+    (sandbox.tree.sweep); it never raises. Returns the paths removed, relative to the folder."""
+    return sweep(workdir, seal=True)
 
 
-def _recorded_flags(executed: Path) -> list[str]:
-    """What the executor recorded in the notebook's metadata (run_notebook's SealedEngine)."""
+def _clear(workdir: Path, keep: set[str]) -> None:
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        meta = json.loads(executed.read_text()).get("metadata", {}).get("autograder", {})
-    except (OSError, ValueError, AttributeError):
-        return []
+        for name in os.listdir(fd):
+            if name not in keep:
+                remove_at(fd, name)
+    finally:
+        os.close(fd)
+
+
+def _read_executed(executed: Path) -> dict | None:
+    """The executed notebook, read like a submission (no link, a regular file, bounded size and
+    depth) and valid as a notebook, as JSON; else None."""
+    try:
+        data = read_json_file(executed, MAX_EXECUTED_BYTES)
+        nbformat.validate(nbformat.from_dict(data))
+        return data
+    except Exception:   # noqa: BLE001 - whatever the notebook left there, it is not graded
+        return None
+
+
+def _recorded_flags(data: dict | None) -> list[str]:
+    """What the executor recorded in the notebook's metadata (run_notebook's SealedEngine)."""
+    meta = (data or {}).get("metadata", {}).get("autograder", {})
+    meta = meta if isinstance(meta, dict) else {}
     flags = []   # (leftover_processes_killed is kept in the metadata only: DataLoader workers are innocent)
     if meta.get("outputs_cut"):
         flags.append(f"notebook_outputs_truncated ({meta['outputs_cut']} output(s) cut to the size limit)")
@@ -171,14 +191,22 @@ def _student_cell(cell) -> bool:
         and "injected-parameters" not in cell.metadata.get("tags", [])
 
 
-def cell_duration(nb: nbformat.NotebookNode, tag: str) -> float | None:
-    """Seconds of timed work, as papermill measured it: the cell carrying `tag` (or grade id)
+# An instructor cell may take this much longer than in the reference run before the rest counts
+# as training: machine noise on cells of a few milliseconds, and student code a test calls.
+INSTRUCTOR_SLACK_FACTOR, INSTRUCTOR_SLACK_S = 1.5, 0.25
+
+
+def cell_duration(nb: nbformat.NotebookNode, tag: str, reference: dict[str, float] | None = None) -> float | None:
+    """Seconds of timed work, as papermill measured it: the cell carrying `tag` (or grade id),
     plus every cell the student wrote, wherever it is, so that training moved into another cell
-    still counts. None unless the tagged cell completed without an error."""
-    timed, student = None, 0.0
+    still counts, plus what each other instructor cell took beyond its duration in the reference
+    run (`reference`: grade id -> seconds), so that training started in a thread and waited on
+    by a test cell counts too. None unless the tagged cell completed without an error."""
+    timed, student, excess = None, 0.0, 0.0
     for cell in nb.cells:
         pm = cell.metadata.get("papermill", {})
-        tagged = tag in cell.metadata.get("tags", []) or cell.metadata.get("nbgrader", {}).get("grade_id") == tag
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        tagged = tag in cell.metadata.get("tags", []) or gid == tag
         if timed is None and tagged:
             raised = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
             if pm.get("status") != "completed" or pm.get("duration") is None or raised:
@@ -186,4 +214,7 @@ def cell_duration(nb: nbformat.NotebookNode, tag: str) -> float | None:
             timed = float(pm["duration"])
         elif _student_cell(cell):
             student += float(pm.get("duration") or 0.0)
-    return None if timed is None else timed + student
+        elif reference is not None and gid and cell.cell_type == "code":
+            allowed = INSTRUCTOR_SLACK_FACTOR * reference.get(gid, 0.0) + INSTRUCTOR_SLACK_S
+            excess += max(0.0, float(pm.get("duration") or 0.0) - allowed)
+    return None if timed is None else timed + student + excess

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 
 from ..rubric import Rubric
+from ..sandbox.tree import remove_tree
 from .execute import Execution, ExecutionSettings, cell_duration, cell_errors, execute
 from .calibrate import load_calibrations
 from .evaluate import evaluate
@@ -38,6 +39,7 @@ class GradingTask:
     data_root: Path | None = None
     hidden_root: Path | None = None
     reference_train_s: float | None = None
+    reference_cells: dict[str, float] | None = None   # instructor cell durations in the reference run
     seed: int = 0                  # the grading seed the notebook receives as a parameter
     device: str = "auto"           # the profile's device setting, a parameter of the notebook
     inputs: dict = field(default_factory=dict)     # fingerprints of what the grade depends on
@@ -101,7 +103,7 @@ def grade_one(task: GradingTask) -> GradeResult:
                          submission_sha256=file_sha256(sub.path), rubric_version=task.rubric.version,
                          started_at=_now(), runner=platform.node(), versions=versions(), inputs=dict(task.inputs))
     if task.attempt_dir.exists():  # a task retried after its worker died starts clean
-        shutil.rmtree(task.attempt_dir, ignore_errors=True)
+        remove_tree(task.attempt_dir)   # no-follow and depth-safe: the notebook may have left a deep tree
     task.attempt_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
@@ -155,7 +157,7 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.status, result.message = _status_message(execution, errors)
     warming.join()
     result.evaluation = _evaluate(task, artifacts, result)
-    train_s = cell_duration(executed, "train") if executed else None
+    train_s = cell_duration(executed, "train", task.reference_cells) if executed else None
     result.timings.update(_run_stages(executed, result.timings["execute_s"]))
     result.timings["train_s"] = train_s
     _score(task, result, executed)
@@ -214,7 +216,7 @@ def _score(task: GradingTask, result: GradeResult, executed) -> None:
         return
     t0 = time.perf_counter()
     result.timings["reference_train_s"] = task.reference_train_s
-    result.flags += _discrepancies(result.evaluation)
+    result.flags += _discrepancies(result.evaluation) + [str(f) for f in result.evaluation.get("flags", [])]
     result.parts = score_all(task.rubric, ScoringInput(task.profile, executed, result.evaluation,
                                                        result.timings.get("train_s"), task.reference_train_s,
                                                        load_calibrations(task.rubric)))

@@ -4,14 +4,16 @@ JSON, the executed notebook where formgrader looks for it, feedback HTML and the
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import stat
 from datetime import timezone
 from pathlib import Path
 
 from ..course import Course
 from ..nbgrader_config import nbgrader_api, open_gradebook
 from ..rubric import Rubric
-from .results import GradeResult
+from .results import RETRY_FLAGS, GradeResult
 from .stored import RESULT_FILE, read_attempt, write_attempt  # noqa: F401 - record's public API
 
 
@@ -99,13 +101,35 @@ def final_scores(course: Course, assignment: str) -> dict[str, tuple[float, bool
         return {sub.student_id: (float(sub.score), bool(sub.needs_manual_grade)) for sub in submissions}
 
 
-def publish_notebook(course: Course, result: GradeResult) -> None:
-    """Formgrader shows autograded/<student>/<a>/<a>.ipynb; put this attempt's executed notebook there."""
-    executed = Path(result.output_dir) / "work" / f"{result.assignment}.ipynb"
-    if executed.is_file():
+def publish_notebook(course: Course, result: GradeResult) -> bool:
+    """Formgrader shows autograded/<student>/<a>/<a>.ipynb; put this attempt's executed notebook there.
+
+    Only from a run the grader completed (no grader-error or lost-worker flag: such a run may
+    have stopped before the attempt folder was sealed), and only a regular file opened without
+    following a link; written through a new file, so a link at the target is replaced, never
+    followed. Returns whether it published."""
+    if RETRY_FLAGS & set(result.flags):
+        return False
+    work = Path(result.output_dir) / "work"
+    try:
+        folder = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(f"{result.assignment}.ipynb", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        finally:
+            os.close(folder)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         target = course.autograded_dir / result.student / result.assignment / f"{result.assignment}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(executed, target)
+        partial = target.with_name(f".{target.name}.publishing")
+        partial.unlink(missing_ok=True)
+        with open(partial, "xb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(partial, target)
+    return True
 
 
 def write_csv(path: Path, rubric: Rubric, results: list[GradeResult]) -> Path:

@@ -8,7 +8,6 @@ gradebook, so an adapter serves the same source cells from assignments/<a>/<a>.i
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, OverwriteCells
 
 from ..build.notebook import KERNELSPEC
+from ..safejson import loads, read_bytes
 
 
 class InvalidSubmission(ValueError):
@@ -149,24 +149,40 @@ def _released(cell) -> str:
     return cell.source.strip()
 
 
+MAX_SUBMISSION_BYTES = 64 * 2**20   # a submitted notebook; collect refuses more than 20 MiB
+
+
 def read_submission(path: Path) -> nbformat.NotebookNode:
+    """The submitted notebook, or InvalidSubmission saying why not. Any failure to read or parse
+    the file is the file's problem (invalid), never the grader's: it is opened without following
+    a link, must be a regular file, and is parsed with bounded size and nesting depth."""
+    name = Path(path).name
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = read_bytes(path, MAX_SUBMISSION_BYTES)
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidSubmission(f"{Path(path).name} is not a text file ({exc.reason})") from exc
+        raise InvalidSubmission(f"{name} is not a text file ({exc.reason})") from exc
+    except FileNotFoundError:
+        raise InvalidSubmission(f"{name} was not found (no notebook in the submission folder)") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidSubmission(f"{name} cannot be read: {_first_line(exc)}") from None
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"{Path(path).name} is not valid JSON (line {exc.lineno}: {exc.msg}); "
-                                "was it saved as a notebook (.ipynb)?") from exc
+        raw = loads(text)
+    except ValueError as exc:
+        raise InvalidSubmission(f"{name} is not a readable notebook: {exc}; "
+                                "was it saved as a notebook (.ipynb)?") from None
     if not isinstance(raw, dict) or "cells" not in raw:
-        raise InvalidSubmission(f"{Path(path).name} is JSON but not a Jupyter notebook (no cells)")
+        raise InvalidSubmission(f"{name} is JSON but not a Jupyter notebook (no cells)")
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
-    except Exception as exc:
-        raise InvalidSubmission(f"{Path(path).name} is not a valid notebook: {str(exc).splitlines()[0][:200]}") from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted input: any failure here means invalid
+        raise InvalidSubmission(f"{name} is not a valid notebook: {_first_line(exc)}") from None
     return nb
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def sanitize(submission_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookNode, assignment: str) -> Sanitized:

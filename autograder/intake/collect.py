@@ -21,6 +21,7 @@ import nbformat
 from nbformat.reader import NotJSONError, parse_json
 from nbformat.validator import normalize
 
+from ..safejson import MAX_DEPTH, depth
 from .lms_names import looks_like_assignment
 from .report import Accepted, CollectReport, Rejected
 from .roster import Roster, sanitize_lms_id, valid_student_id
@@ -33,6 +34,7 @@ KINDS = ("auto", "exchange", "folder", "zip")
 DEFAULT_MAX_BYTES = 20 * 2**20
 ATTEMPTS_DIR = ".attempts"
 SUBMISSION_INFO = "submission.json"  # beside the notebook: the file taken, LMS id, name, late mark
+LMS_ID_FILE = "lms_id.txt"  # the LMS id that uploaded the submission beside it
 
 _SAFE_ASSIGNMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
@@ -50,6 +52,8 @@ class _Checked:
     filename: str = ""
     lms: object = None  # the LmsEntry: its id, name and late mark are kept in submission.json
     group: str | None = None
+    lms_id: str | None = None  # who uploaded it, as the LMS says: kept beside the submission
+    lms_verified: bool = False  # the roster gives this LMS id to this student (not a name match)
 
 
 def collect(
@@ -121,11 +125,17 @@ def _collect_found(
     report = CollectReport()
     checked: list[_Checked] = []
     for item in found:
-        result = item if isinstance(item, Rejected) else _check(item, assignment, roster, max_bytes, notebook_ids)
+        try:  # one file that breaks a check is rejected alone, never the whole batch
+            result = item if isinstance(item, Rejected) else _check(item, assignment, roster, max_bytes, notebook_ids)
+        except Exception as err:  # noqa: BLE001 - untrusted input
+            result = Rejected(item.source, f"could not be checked: {type(err).__name__}: {str(err)[:200]}")
         (report.rejected if isinstance(result, Rejected) else checked).append(result)
     checked = _unambiguous(checked, assignment, report.rejected)
     for submission in _latest_per_student(checked, report.rejected):
-        bucket, outcome = _install(submission, assignment, course_root)
+        try:
+            bucket, outcome = _install(submission, assignment, course_root)
+        except Exception as err:  # noqa: BLE001
+            bucket, outcome = "rejected", Rejected(submission.source, f"could not be installed: {err}")
         getattr(report, bucket).append(outcome)
     report.accepted.sort(key=lambda a: a.student)
     report.rejected.sort(key=lambda r: r.source)
@@ -162,8 +172,10 @@ def _check(
     problem = notebook_problem(content) or (notebook_ids and not_this_assignment(content, assignment, notebook_ids))
     if problem:
         return Rejected(item.source, problem)
+    lms_id = item.lms.lms_id if item.lms is not None else None
+    verified = lms_id is not None and roster is not None and roster.knows_lms_id(lms_id)
     return _Checked(student, content, item.submitted_at, item.source, item.order, item.companions,
-                    item.filename, item.lms, item.group)
+                    item.filename, item.lms, item.group, lms_id, verified)
 
 
 def _student_of(item: Incoming, roster: Roster | None) -> str:
@@ -195,6 +207,10 @@ def notebook_problem(content: bytes) -> str | None:
         data = parse_json(text)
     except NotJSONError as err:
         return f"not JSON: {err.__cause__ or err}"
+    except RecursionError:
+        return f"not a notebook: JSON nested more than {MAX_DEPTH} levels deep"
+    if depth(data, MAX_DEPTH) > MAX_DEPTH:
+        return f"not a notebook: JSON nested more than {MAX_DEPTH} levels deep"
     if not isinstance(data, dict) or "nbformat" not in data:
         return "JSON but not a notebook: no 'nbformat' field"
     if data["nbformat"] != 4:
@@ -268,6 +284,12 @@ def _latest_per_student(checked: list[_Checked], rejected: list[Rejected]) -> li
         by_student[submission.student].append(submission)
     latest = []
     for student, submissions in sorted(by_student.items()):
+        uploaders = sorted({s.lms_id for s in submissions if s.lms_id is not None})
+        if len(uploaders) > 1 and not all(s.lms_verified for s in submissions):
+            # someone else's upload matched this student by name: a human decides
+            for held in submissions:
+                rejected.append(Rejected(held.source, _held_reason(student, uploaders)))
+            continue
         submissions.sort(key=lambda s: (s.submitted_at, s.order, s.source), reverse=True)
         winner = submissions[0]
         latest.append(winner)
@@ -285,6 +307,11 @@ def _duplicate_reason(student: str, older: _Checked, winner: _Checked) -> str:
     )
 
 
+def _held_reason(student: str, uploaders: list[str]) -> str:
+    return (f"held for review: submissions for {student} come from several LMS ids ({', '.join(uploaders)}); "
+            "check who uploaded which, then collect the right one alone")
+
+
 def _install(
     submission: _Checked, assignment: str, course_root: Path
 ) -> tuple[str, Accepted | Rejected]:
@@ -296,6 +323,14 @@ def _install(
     notebook = folder / f"{assignment}.ipynb"
     try:
         replaced = False
+        earlier_id = _read_lms_id(folder)
+        if submission.lms_id is not None and not submission.lms_verified \
+                and earlier_id not in (None, submission.lms_id):
+            return "rejected", Rejected(
+                submission.source,
+                f"held for review: {submission.student}'s submission in {folder} came from LMS id "
+                f"{earlier_id!r}, this one from {submission.lms_id!r}; kept the earlier one",
+            )
         if notebook.is_file():
             if _sha256(notebook.read_bytes()) == _sha256(submission.content):
                 why = f"already collected: identical to {notebook}"
@@ -315,6 +350,8 @@ def _install(
         _write_atomic(notebook, submission.content)
         _write_atomic(folder / "timestamp.txt", format_timestamp(submission.submitted_at).encode())
         _write_atomic(folder / SUBMISSION_INFO, json.dumps(_info(submission), indent=1).encode())
+        if submission.lms_id is not None:
+            _write_atomic(folder / LMS_ID_FILE, submission.lms_id.encode())
     except OSError as err:
         return "rejected", Rejected(submission.source, f"could not write into {folder}: {err}")
     s = submission
@@ -329,6 +366,13 @@ def _info(submission: _Checked) -> dict:
     if lms is not None:
         info.update(lms=lms.lms, lms_id=lms.lms_id, name=lms.name, late=lms.late)
     return info
+
+
+def _read_lms_id(folder: Path) -> str | None:
+    try:
+        return (folder / LMS_ID_FILE).read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError):
+        return None
 
 
 def _read_timestamp(folder: Path) -> datetime | None:

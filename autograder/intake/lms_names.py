@@ -69,9 +69,18 @@ def _parse_canvas(path: str) -> LmsEntry | None:
 
 
 def _words(text: str) -> list[str]:
-    # Compare names and file names without case, accents or punctuation: 'Müller' ~ 'muller'.
+    # Compare file names without case, accents or punctuation: 'Müller' ~ 'muller'.
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", plain)
+
+
+def _name_words(text: str) -> list[str]:
+    """A person's name as words, without case, accents or punctuation, but with no compatibility
+    folding: 'Ｊａｎｅ' (fullwidth) is not 'Jane', and Cyrillic 'а' is not Latin 'a'. Names
+    decide whose work an upload is, so look-alikes must not match."""
+    decomposed = unicodedata.normalize("NFD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
     return re.findall(r"[^\W_]+", plain)
 
 
@@ -80,7 +89,7 @@ def name_keys(name: str) -> set[str]:
 
     Canvas writes 'Doe, Jane' as 'doejane', Moodle writes 'Jane Doe'; a roster may say either.
     """
-    words = _words(name)
+    words = _name_words(name)
     return {"".join(words[i:] + words[:i]) for i in range(len(words))} if words else set()
 
 

@@ -39,6 +39,9 @@ class Roster:
         self._by_lms_id = by_lms_id
         self._by_name = by_name  # None marks a name shared by several students
         self.lms_ids = {student: lms for lms, student in by_lms_id.items()}
+        self.all_lms_ids: dict[str, set[str]] = {}
+        for lms, student in by_lms_id.items():
+            self.all_lms_ids.setdefault(student, set()).add(lms)
         self.names: dict[str, str] = {}
 
     @classmethod
@@ -66,16 +69,28 @@ class Roster:
         return roster
 
     def resolve_lms(self, lms_id: str, name: str) -> str:
-        """The student id for an LMS id, else for the LMS name; LookupError says why not."""
+        """The student id for an LMS id, else for the LMS name; LookupError says why not.
+
+        A name is only a fallback for a student the roster gives no LMS id: when the name fits a
+        student whose LMS ids the roster knows, an upload from another id is someone else's
+        (a look-alike or copied name) and is refused for a human to look at."""
         if lms_id in self._by_lms_id:
             return self._by_lms_id[lms_id]
         matches = {self._by_name.get(key, "") for key in name_keys(name)} - {""}
         if None in matches or len(matches) > 1:
             raise LookupError(f"name {name!r} fits several students in roster {self.path.name}")
         if matches:
-            return matches.pop()
+            student = matches.pop()
+            if self.all_lms_ids.get(student):
+                raise LookupError(
+                    f"held for review: name {name!r} fits {student}, but lms id {lms_id!r} is not theirs "
+                    f"in roster {self.path.name} (theirs: {', '.join(sorted(self.all_lms_ids[student]))})")
+            return student
         shown = f"lms id {lms_id!r}" + (f" / name {name!r}" if name else "")
         raise LookupError(f"unknown student: {shown} not in roster {self.path.name}")
+
+    def knows_lms_id(self, lms_id: str) -> bool:
+        return lms_id in self._by_lms_id
 
     def resolve_student(self, ident: str) -> str:
         """A student id from a folder or exchange name: a roster student_id, or an lms_id."""

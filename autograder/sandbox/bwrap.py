@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .limits import Limits, RunOutcome, run_limited
+from .seccomp import fallocate_filter
+from .tree import sweep
 
 TMPFS_PERMS = "1777"
 DIR_PERMS = "0755"  # bwrap running as root creates missing parent dirs 0700: unusable after dropping root
@@ -253,27 +255,23 @@ def sandbox_argv(argv: list[str], spec: SandboxSpec, *, uid: int | None = None) 
     return [*args, "--", *command]
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """chown -R without following symlinks (the sandbox may have planted some)."""
-    os.chown(root, uid, gid, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
-
-
 @contextlib.contextmanager
-def _workdir_owned_by(workdir: Path, uid: int | None):
-    """Lend the workdir to the sandbox uid for the run, then give everything back to its owner."""
+def _workdir_owned_by(workdir: Path, uid: int | None, swept: list[str] | None = None):
+    """Lend the workdir to the sandbox uid for the run, then give everything back to its owner.
+
+    Both walks are descriptor-relative and never follow links (tree.sweep); what the notebook
+    left that cannot be given back (too deep, unreadable) is deleted and listed in `swept`."""
     if uid is None:
         yield
         return
     owner = os.stat(workdir)
-    _chown_tree(workdir, uid, uid)
+    sweep(workdir, owner=(uid, uid))
     try:
         yield
     finally:
-        _chown_tree(workdir, owner.st_uid, owner.st_gid)
+        removed = sweep(workdir, owner=(owner.st_uid, owner.st_gid))
+        if swept is not None:
+            swept += removed
 
 
 def run_sandboxed(argv: list[str], spec: SandboxSpec, limits: Limits) -> RunOutcome:
@@ -284,5 +282,11 @@ def run_sandboxed(argv: list[str], spec: SandboxSpec, limits: Limits) -> RunOutc
     uid = UID_RANGE[secrets.randbelow(len(UID_RANGE))] if os.geteuid() == 0 else None
     full_argv = sandbox_argv(argv, spec, uid=uid)
     workdir = _resolved(spec.workdir)
-    with _workdir_owned_by(workdir, uid):
-        return run_limited(full_argv, limits, cwd=workdir, env={"PATH": "/usr/bin:/bin"})
+    swept: list[str] = []
+    with fallocate_filter() as seccomp_fd, _workdir_owned_by(workdir, uid, swept):
+        if seccomp_fd is not None:
+            full_argv[1:1] = ["--seccomp", str(seccomp_fd)]
+        outcome = run_limited(full_argv, limits, cwd=workdir, env={"PATH": "/usr/bin:/bin"},
+                              pass_fds=() if seccomp_fd is None else (seccomp_fd,), disk_root=workdir)
+    outcome.swept = swept
+    return outcome

@@ -14,12 +14,15 @@ import selectors
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+from .tree import allocated_bytes
+
 POLL_SECONDS = 0.1  # watchdog period: how far a fast allocator or fork loop can overshoot
+DISK_POLL_SECONDS = 0.25  # the working folder's allocated blocks: a walk, so less often
 # RLIMIT_NPROC counts threads, so the kernel cap leaves room for thread pools (torch, BLAS);
 # it is a backstop that keeps pids available to the machine, the watchdog enforces max_processes.
 TASKS_PER_PROCESS = 8
@@ -35,6 +38,8 @@ class Limits:
     max_processes: int = 256
     max_file_bytes: int = 256 * 2**20
     max_output_bytes: int = 8 * 2**20
+    max_disk_bytes: int = 2 * 2**30     # allocated blocks under the working folder (polled)
+    max_files: int = 20_000             # entries under the working folder (each one is polled)
 
 
 @dataclass
@@ -48,6 +53,9 @@ class RunOutcome:
     peak_memory_bytes: int
     stdout: str
     stderr: str
+    disk_exceeded: bool = False
+    peak_disk_bytes: int = 0
+    swept: list[str] = field(default_factory=list)   # left by the run, deleted by the sandbox's walks
 
     @property
     def killed_reason(self) -> str | None:
@@ -57,6 +65,8 @@ class RunOutcome:
             return "memory"
         if self.too_many_processes:
             return "processes"
+        if self.disk_exceeded:
+            return "disk"
         return None
 
 
@@ -198,7 +208,24 @@ def _pump(sel: selectors.BaseSelector, capture: _Capture, timeout: float) -> Non
             sel.unregister(key.fileobj)
 
 
-def _supervise(proc: subprocess.Popen, tree: _Tree, sel, capture: _Capture, deadline: float) -> str | None:
+class _Disk:
+    """Allocated blocks under a folder, polled: the only bound on the total a run writes there
+    (RLIMIT_FSIZE bounds each file, not their number; the sandbox refuses fallocate)."""
+
+    def __init__(self, root: Path | None, limits: Limits):
+        self.root, self.limits, self.peak, self.next = root, limits, 0, 0.0
+
+    def check(self, now: float, final: bool = False) -> str | None:
+        if self.root is None or (now < self.next and not final):
+            return None
+        self.next = now + DISK_POLL_SECONDS
+        used, complete = allocated_bytes(self.root, max_entries=self.limits.max_files)
+        self.peak = max(self.peak, used)
+        return "disk" if used > self.limits.max_disk_bytes or not complete else None
+
+
+def _supervise(proc: subprocess.Popen, tree: _Tree, disk: _Disk, sel, capture: _Capture,
+               deadline: float) -> str | None:
     """Relay output and poll the tree until the child exits or a limit is hit."""
     next_check = time.monotonic()
     while True:
@@ -206,7 +233,7 @@ def _supervise(proc: subprocess.Popen, tree: _Tree, sel, capture: _Capture, dead
         if now >= deadline:
             return "timeout"
         if now >= next_check:
-            reason = tree.check()
+            reason = tree.check() or disk.check(now)
             if reason:
                 return reason
             next_check = now + POLL_SECONDS
@@ -221,10 +248,12 @@ def _drain(sel: selectors.BaseSelector, capture: _Capture) -> None:
         _pump(sel, capture, deadline - time.monotonic())
 
 
-def run_limited(argv: list[str], limits: Limits, cwd: Path, env: dict[str, str] | None = None) -> RunOutcome:
+def run_limited(argv: list[str], limits: Limits, cwd: Path, env: dict[str, str] | None = None,
+                pass_fds: tuple[int, ...] = (), disk_root: Path | None = None) -> RunOutcome:
     """Run argv to completion under limits. Never raises for the child's misbehaviour.
 
-    env=None inherits the caller's environment, as subprocess does.
+    env=None inherits the caller's environment, as subprocess does. disk_root: the folder whose
+    allocated blocks count against max_disk_bytes (and entries against max_files).
     """
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -236,15 +265,19 @@ def run_limited(argv: list[str], limits: Limits, cwd: Path, env: dict[str, str] 
         stderr=subprocess.PIPE,
         start_new_session=True,  # own session and process group: killpg reaches the tree
         preexec_fn=_preexec(limits),
+        pass_fds=pass_fds,
     )
     capture = _Capture(limits.max_output_bytes)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     reason = tree = None
+    disk = _Disk(Path(disk_root) if disk_root else None, limits)
     try:
         tree = _Tree(proc.pid, limits)
-        reason = _supervise(proc, tree, sel, capture, start + limits.wall_seconds)
+        reason = _supervise(proc, tree, disk, sel, capture, start + limits.wall_seconds)
+        # a run that wrote fast and ended between two polls is measured once more
+        reason = reason or disk.check(time.monotonic(), final=True)
     finally:
         if tree is not None:
             tree.kill_all()  # on a limit, and also any leftovers of a normal exit
@@ -265,4 +298,6 @@ def run_limited(argv: list[str], limits: Limits, cwd: Path, env: dict[str, str] 
         peak_memory_bytes=tree.peak_memory if tree else 0,
         stdout=capture.text("stdout"),
         stderr=capture.text("stderr"),
+        disk_exceeded=reason == "disk",
+        peak_disk_bytes=disk.peak,
     )

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from ...safejson import read_json_file
+
 MAX_JSON_BYTES = 2**20             # history.json, reported.json: a few kB when honest
 MAX_ARCHIVE_BYTES = 2**31          # uncompressed size of one exported program
 
@@ -72,10 +74,10 @@ class EvalContext:
         path = self.file(filename)
         if path.stat().st_size > MAX_JSON_BYTES:
             raise UnsafeArtifact(f"{filename} is larger than {MAX_JSON_BYTES // 1024} kB")
-        try:
-            data = json.loads(path.read_text())
-        except RecursionError:
-            raise ValueError(f"{filename} is nested too deeply") from None
+        try:   # no link, a regular file, bounded size and depth (the notebook wrote it)
+            data = read_json_file(path, MAX_JSON_BYTES)
+        except ValueError as exc:
+            raise ValueError(f"{filename}: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{filename} is not a JSON object")
         return data
