@@ -100,7 +100,8 @@ def cmd_grade(args) -> int:
         _log("WARNING: --unsandboxed: student notebooks run without isolation")
     outcome = grade_assignments(course, [args.assignment], args.profile, args.student,
                                 sandboxed=not args.unsandboxed, workers=args.workers, scheduler=args.scheduler,
-                                force=args.force, log=_log, console=console, per_gpu=args.per_gpu)[args.assignment]
+                                force=args.force, log=_log, console=console, per_gpu=args.per_gpu,
+                                shared_folder=args.shared_folder or None)[args.assignment]
     console.print(summary_table(outcome.results))
     for failure in outcome.grader_failures:
         _log(f"GRADER ERROR {failure.student}: {failure.message}")
@@ -290,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--student")
     g.add_argument("--workers", type=int, help="local workers (default: one per core, or one per GPU)")
     g.add_argument("--scheduler", help="address of a Dask scheduler whose workers grade (tcp://host:8786)")
+    g.add_argument("--shared-folder", action="store_true",
+                   help="with --scheduler: the runners see this course folder at the same path (default: "
+                        "each task carries what its runner needs and brings back what is recorded)")
     g.add_argument("--per-gpu", type=int, default=1, metavar="K",
                    help="embedded cluster: K notebooks share each GPU, each with 1/K of its memory (small work)")
     g.add_argument("--force", action="store_true", help="regrade everything (a new attempt each)")

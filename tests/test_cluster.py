@@ -51,10 +51,18 @@ def test_k_workers_share_each_gpu_and_each_keeps_its_share():
 
 # ---- an external scheduler with separately started workers -----------------------------------
 
+def _hidden(folder: Path) -> list[str]:
+    """A command prefix that runs a process with `folder` covered by an empty tmpfs (a private
+    mount namespace): a runner that does not share the course folder."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
+            str(folder)]
+
+
 @contextmanager
-def dask_cluster(folder: Path, gpus: tuple[str, ...]):
+def dask_cluster(folder: Path, gpus: tuple[str, ...], hide: Path | None = None):
     """`dask scheduler` and one `dask worker --resources GPU=1` per GPU, as separate processes on
-    loopback; every process is stopped on the way out, also when the test fails."""
+    loopback (with `hide`: workers that cannot see that folder); every process is stopped on the
+    way out, also when the test fails."""
     from dask.distributed import Client
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,10 +70,10 @@ def dask_cluster(folder: Path, gpus: tuple[str, ...]):
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2",
            "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
 
-    def start(args, **extra):
+    def start(args, prefix=(), **extra):
         log = open(folder / f"{args[0]}-{len(procs)}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env={**env, **extra}, cwd=folder,
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(subprocess.Popen([*prefix, sys.executable, "-m", "dask", *args], env={**env, **extra},
+                                      cwd="/", stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     try:
         start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
@@ -76,7 +84,7 @@ def dask_cluster(folder: Path, gpus: tuple[str, ...]):
         address = json.loads(address_file.read_text())["address"]
         for gpu in gpus:
             start(["worker", address, "--nthreads", "1", "--resources", "GPU=1", "--name", f"runner-gpu{gpu}",
-                   "--dashboard-address", ":0"], CUDA_VISIBLE_DEVICES=gpu)
+                   "--dashboard-address", ":0"], _hidden(hide) if hide else (), CUDA_VISIBLE_DEVICES=gpu)
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(len(gpus), timeout=90)
         yield address, procs
@@ -117,14 +125,21 @@ def _comparable(results):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding the course folder from the runners needs a mount namespace (root)")
 def test_grading_through_an_external_scheduler_with_gpu_labelled_workers(course, tmp_path, demo_run):
-    """The same submissions as the demo's embedded run (plus a cell that shows the device)."""
+    """The same submissions as the demo's embedded run (plus a cell that shows the device), graded
+    by runners that cannot see the course folder: every task carries what it needs."""
     external = cohort_course(course, tmp_path / "external", STUDENTS)
     _with_device_cells(external)
-    with dask_cluster(tmp_path / "cluster", gpus=("0", "1")) as (address, _):
+    with dask_cluster(tmp_path / "cluster", gpus=("0", "1"), hide=external.workdir) as (address, _):
+        from dask.distributed import Client
+
+        with Client(address) as client:    # the runners really do not see it
+            assert not any(client.run(os.path.exists, str(external.submitted_dir)).values())
         lines = []
         outcome = grade_assignment(external, A, "tiny", sandboxed=SANDBOXED, scheduler=address, log=lines.append)
     assert any(f"the cluster at {address}" in line for line in lines)
+    assert any("no shared folder" in line for line in lines)
     by = {r.student: r for r in outcome.results}
     assert set(by) == set(STUDENTS)
     for result in by.values():
@@ -157,14 +172,15 @@ def test_a_scheduler_lost_mid_batch_is_reported_and_the_next_run_resumes(course,
         killer.start()
         started = time.time()
         with pytest.raises(SchedulerLost, match="next `autograder grade` grades the rest") as lost:
-            grade_assignment(work, A, "tiny", sandboxed=SANDBOXED, scheduler=address, log=_quiet)
+            grade_assignment(work, A, "tiny", sandboxed=SANDBOXED, scheduler=address, shared_folder=True, log=_quiet)
         killer.join()
     assert time.time() - started < 240
     finished = {r.student for r in lost.value.finished}
     recorded = {p.parts[-5] for p in work.autograded_dir.glob("*/*/attempts/*/result.json")}
     assert finished and finished <= recorded and len(recorded) < 3
     with dask_cluster(tmp_path / "second", gpus=("0",)) as (address, _):
-        again = grade_assignment(work, A, "tiny", sandboxed=SANDBOXED, scheduler=address, log=_quiet)
+        again = grade_assignment(work, A, "tiny", sandboxed=SANDBOXED, scheduler=address, shared_folder=True,
+                                 log=_quiet)
     assert {r.student for r in again.results} == {"grace_not_a_notebook", "carol_raises", "erin_untouched"}
     for student in recorded:          # what was recorded before the loss was kept, not run again
         assert len(record.attempts(work, student, A)) == 1

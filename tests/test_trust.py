@@ -222,8 +222,8 @@ def _stage_small_mnist(course) -> None:
 
 @pytest.mark.slow
 def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(graded):
-    """Graded on the full profile through a cluster of runners, then regraded on a runner whose
-    hidden data is gone: a grader error naming the runner and the file, listed for the
+    """Graded on the full profile through a cluster of runners (sharing the course folder), then
+    regraded on a runner whose hidden data is gone: a grader error naming the runner and the file, listed for the
     instructor; the gradebook, CSV and feedback keep the grade; the next run retries it."""
     import dask
     from dask.distributed import LocalCluster
@@ -236,7 +236,7 @@ def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(g
     with dask.config.set({"distributed.worker.daemon": False}), \
             LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=50) as cluster:
         first = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                 scheduler=cluster.scheduler_address, force=True, log=_quiet)
+                                 scheduler=cluster.scheduler_address, shared_folder=True, force=True, log=_quiet)
         assert first.results[0].status == "graded"
         assert next(p for p in first.results[0].parts if p.id == "accuracy").points > 0
         grade, feedback = _scores(course)["alice_reference"], course.feedback_dir / "alice_reference" / A / f"{A}.html"
@@ -245,7 +245,7 @@ def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(g
         course.hidden_data_root.rename(moved)
         try:
             lost = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                    scheduler=cluster.scheduler_address, force=True, log=_quiet)
+                                    scheduler=cluster.scheduler_address, shared_folder=True, force=True, log=_quiet)
         finally:
             moved.rename(course.hidden_data_root)
         failed = lost.results[0]
@@ -260,7 +260,7 @@ def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(g
         standing = record.standing(record.attempts(course, "alice_reference", A))
         assert standing.attempt == first.results[0].attempt
         again = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                 scheduler=cluster.scheduler_address, log=_quiet)
+                                 scheduler=cluster.scheduler_address, shared_folder=True, log=_quiet)
     assert again.results and again.results[0].status == "graded" and not again.grader_failures
 
 

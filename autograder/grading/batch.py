@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed as futures_completed
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
 from .calibrate import calibration_path
+from .carried import carry
 from .execute import ExecutionSettings
 from .inputs import changed, file_digest, grading_inputs, notebook_digest, reuse
 from .pipeline import GradingTask, grade_one
@@ -26,7 +28,7 @@ from .preflight import preflight, reference_failed
 from .reference_cells import reference_cells, store_reference_cells
 from .progress import BatchProgress
 from .results import GradeResult, Submission, file_sha256
-from .timing import cached_reference_seconds, machine_key, store_reference_seconds
+from .timing import cached_reference_seconds, cluster_key, machine_key, store_reference_seconds
 
 
 @dataclass
@@ -105,8 +107,9 @@ def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, s
 
 def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
               reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0,
-              previous: "Decision | None" = None) -> GradingTask:
-    """A grading task; with `previous` (a re-score decision), one that scores that attempt's run again."""
+              previous: "Decision | None" = None, cells: dict | None = None) -> GradingTask:
+    """A grading task; with `previous` (a re-score decision), one that scores that attempt's run
+    again. `cells`: the reference's instructor-cell durations (default: this machine's cache)."""
     if attempt_dir is None:
         attempt, attempt_dir = _next_attempt(course, sub)
     rescore = previous is not None and previous.action in ("rescore", "reevaluate")
@@ -115,7 +118,8 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        attempt=attempt, settings=settings, cache_dir=course.cache_dir,
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
                        reference_train_s=reference_s, device=course.profile(profile).device,
-                       reference_cells=reference_cells(course.cache_dir, sub.assignment, profile) if reference_s else None,
+                       reference_cells=(cells or reference_cells(course.cache_dir, sub.assignment, profile))
+                       if reference_s else None,
                        inputs=task_inputs(course, rubric, sub, profile, settings, reference_s),
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
                        reevaluate=rescore and previous.action == "reevaluate")
@@ -203,20 +207,23 @@ class _Assignment:
     settings: ExecutionSettings
     subs: list[Submission]
     reference_s: float | None = None
+    reference_cells: dict | None = None
 
 
 def grade_assignments(course: Course, assignments: list[str], profile: str | None = None,
                       student: str | None = None, sandboxed: bool = True, workers: int | None = None,
                       scheduler: str | None = None, force: bool = False, log: Callable[[str], None] = print,
                       console=None, limits: dict[str, dict] | None = None,
-                      per_gpu: int = 1) -> dict[str, BatchOutcome]:
+                      per_gpu: int = 1, shared_folder: bool | None = None) -> dict[str, BatchOutcome]:
     """The one grading path (the CLI, the demo and the benchmarks call it): preflight every
     assignment, measure missing reference times on the cluster in parallel, grade what is not
     graded yet (everything with `force`) in one dispatch, record and report per assignment.
 
     `console`: a rich Console for the live progress display (the CLI); None logs a line per result.
     `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`.
-    `per_gpu`: K notebooks per GPU on the embedded cluster, each kept to 1/K of its memory."""
+    `per_gpu`: K notebooks per GPU on the embedded cluster, each kept to 1/K of its memory.
+    `shared_folder`: whether the runners see the course folder at the same path (default: yes
+    for the embedded cluster, no for a scheduler: tasks then carry what they need, carried.py)."""
     from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client, memory_fraction
 
     start = time.perf_counter()
@@ -233,18 +240,24 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
         preflight(course, job.rubric, profile, scheduler)
         record.ensure_assignment_in_gradebook(course, name)
     course_secret(course.cache_dir)  # created by the client, before workers race for it
+    carried = not (shared_folder if shared_folder is not None else not scheduler)
+    if scheduler:
+        log("runners " + ("read and write the course folder (shared folder)" if not carried else
+                          "get what they need with each task and return what is recorded (no shared folder)"))
     elapsed = lambda: f"{time.perf_counter() - start:4.0f} s"  # noqa: E731
     results: list[GradeResult] = []
     decisions: list[Decision] = []
     with grading_client(workers, scheduler) as client:
-        _reference_times(client, course, jobs, profile, log, elapsed)
+        _reference_times(client, course, jobs, profile, log, elapsed, cluster_key(scheduler) if carried else None)
         for job in jobs.values():
             decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s)
         _describe_plan(decisions, log)
         todo = [d for d in decisions if d.action != "keep"]
         tasks = [make_task(course, jobs[d.submission.assignment].rubric, d.submission, profile,
                            jobs[d.submission.assignment].settings, jobs[d.submission.assignment].reference_s,
-                           previous=d) for d in todo]
+                           previous=d, cells=jobs[d.submission.assignment].reference_cells) for d in todo]
+        if carried:
+            tasks = [carry(t) for t in tasks]
         if tasks:
             where = f"the cluster at {scheduler}" if scheduler else f"{workers} local worker(s), {threads} thread(s) each"
             log(f"grading {len(tasks)} submission(s) of {', '.join(jobs)} on {where}, "
@@ -295,26 +308,56 @@ def _with_limits(settings: ExecutionSettings, overrides: dict) -> ExecutionSetti
 
 
 def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profile: str,
-                     log: Callable[[str], None], elapsed: Callable[[], str]) -> None:
+                     log: Callable[[str], None], elapsed: Callable[[], str], cluster: str | None = None) -> None:
     """Cached reference times, and the missing ones measured on the cluster, in parallel. A
-    reference that does not train stops the session (PreflightError) before any submission runs."""
+    reference that does not train stops the session (PreflightError) before any submission runs.
+    `cluster`: the timing key of runners without the course folder (their reference is measured
+    by a carried task and cached here, on the client); None: this machine's, cached by the worker."""
     from dask.distributed import as_completed
 
+    key = cluster or machine_key()
     missing = []
     for name, job in jobs.items():
         if job.rubric.of_kind("timing"):
-            job.reference_s = cached_reference_seconds(course.cache_dir, name, profile, machine_key())
-            if job.reference_s is None or reference_cells(course.cache_dir, name, profile) is None:
+            job.reference_s = cached_reference_seconds(course.cache_dir, name, profile, key)
+            job.reference_cells = reference_cells(course.cache_dir, name, profile, key)
+            if job.reference_s is None or job.reference_cells is None:
                 missing.append(name)   # both the training time and each instructor cell's are needed
     if not missing:
         return
     log(f"measuring the reference training time of {', '.join(missing)} ({profile}) on the cluster, once")
+    if cluster:
+        with ThreadPoolExecutor(len(missing)) as pool:
+            futures = {pool.submit(_carried_reference, client, course, jobs[n], profile, key): n for n in missing}
+            for i, future in enumerate(futures_completed(futures), 1):
+                name = futures[future]
+                jobs[name].reference_s, jobs[name].reference_cells = future.result()
+                log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
+        return
     futures = {client.submit(reference_seconds, course, jobs[n].rubric, profile, jobs[n].settings, log=_quiet,
                              pure=False, key=f"reference-{n}-{profile}"): n for n in missing}
     for i, future in enumerate(as_completed(futures), 1):
         name = futures[future]
         jobs[name].reference_s = future.result()
+        jobs[name].reference_cells = reference_cells(course.cache_dir, name, profile)
         log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
+
+
+def _carried_reference(client, course: Course, job: _Assignment, profile: str, key: str):
+    """The reference run by a carried task on some runner; its time and cell durations cached
+    on the client under the cluster's key."""
+    from .dispatch import run_reference
+
+    name = job.rubric.assignment
+    scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
+    sub = Submission("_reference", name, course.source_notebook(name))
+    result = run_reference(client, carry(make_task(course, job.rubric, sub, profile, job.settings, None, scratch, 0)))
+    seconds = result.timings.get("train_s")
+    if not seconds:
+        raise reference_failed(name, profile, result.status, f"{result.message} (on {result.runner})", scratch)
+    store_reference_seconds(course.cache_dir, name, profile, key, seconds)
+    store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", key)
+    return seconds, reference_cells(course.cache_dir, name, profile, key)
 
 
 def _quiet(message: str) -> None:

@@ -85,7 +85,12 @@ def run_on_worker(task: GradingTask) -> GradeResult:
         settings = replace(settings, gpu=gpu.split(",")[0])
     if os.environ.get(GPU_SHARE_ENV) and settings.gpu_memory_fraction is None:
         settings = replace(settings, gpu_memory_fraction=float(os.environ[GPU_SHARE_ENV]))
-    result = grade_one(replace(task, settings=settings))
+    task = replace(task, settings=settings)
+    if task.carried is not None:
+        from .carried import run_carried
+        result = run_carried(task)
+    else:
+        result = grade_one(task)
     if worker is not None:
         result.runner = f"{result.runner}/worker-{worker.name}" + (f"/gpu{gpu}" if gpu else "")
         state = worker.state.tasks.get(worker.get_current_task())
@@ -114,7 +119,7 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
     finished and returns what has (the caller records it)."""
     from dask.distributed import as_completed
 
-    resources = {"GPU": 1} if client.cluster is None and _cluster_has_gpus(client) else None
+    resources = task_resources(client)
     futures = {client.submit(run_on_worker, t, pure=False, resources=resources,
                              key=f"grade-{t.submission.student}-{t.submission.assignment}-{t.attempt}"): t
                for t in tasks}
@@ -125,7 +130,7 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
         for future in as_completed(futures):
             task = futures[future]
             try:
-                result = future.result()
+                result = _received(future.result())
             except (CancelledError, OSError) as exc:   # the scheduler is gone: no verdict on the task
                 raise SchedulerLost(results, exc) from exc
             except Exception as exc:  # KilledWorker and friends: still a record
@@ -138,6 +143,26 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
     if client.status != "running" and len(results) < len(futures):
         raise SchedulerLost(results, RuntimeError(f"client {client.status}"))
     return results
+
+
+def task_resources(client) -> dict | None:
+    """What every task asks of its worker: a GPU when the external cluster offers GPUs."""
+    return {"GPU": 1} if client.cluster is None and _cluster_has_gpus(client) else None
+
+
+def _received(result: GradeResult) -> GradeResult:
+    """A carried task's files, written into its attempt folder here, on the client."""
+    if result.returned:
+        from .carried import unpack
+        unpack(result)
+    return result
+
+
+def run_reference(client, task: GradingTask) -> GradeResult:
+    """One reference run on the cluster (carried or not), its files received."""
+    future = client.submit(run_on_worker, task, pure=False, resources=task_resources(client),
+                           key=f"reference-{task.submission.assignment}-{task.profile}")
+    return _received(future.result())
 
 
 def _cluster_has_gpus(client) -> bool:

@@ -45,6 +45,7 @@ class GradingTask:
     inputs: dict = field(default_factory=dict)     # fingerprints of what the grade depends on
     rescore_from: Path | None = None   # an earlier attempt whose run is scored again instead of running
     reevaluate: bool = False           # with rescore_from: evaluate its artifacts again
+    carried: object = None             # grading/carried.py: the bytes a runner without the course folder needs
 
 
 def _now() -> str:

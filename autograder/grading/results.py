@@ -68,6 +68,7 @@ class GradeResult:
     inputs: dict = field(default_factory=dict)           # what the grade depends on (grading/inputs.py)
     execution_flags: list[str] = field(default_factory=list)  # flags of reading and running, kept for re-scoring
     rescored_from: int | None = None                     # the attempt whose run was scored again
+    returned: dict = field(default_factory=dict, repr=False)  # a carried task's files, until unpacked (never stored)
 
     @property
     def grader_side(self) -> bool:
@@ -88,6 +89,7 @@ class GradeResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data.pop("returned", None)
         data["score"], data["max_score"] = self.score, self.max_score
         return data
 

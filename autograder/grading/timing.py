@@ -16,6 +16,12 @@ def machine_key(device_name: str = "cpu") -> str:
     return f"{platform.node()}-{platform.machine()}-{device_name}".replace("/", "_").replace(" ", "_")
 
 
+def cluster_key(scheduler: str) -> str:
+    """The timing key of a cluster of runners that share no folder with the instructor: the
+    reference is measured on one of its runners (keep the runners of one cluster alike)."""
+    return "cluster-" + "".join(c if c.isalnum() or c in "-." else "_" for c in scheduler)
+
+
 def _cache_file(cache_dir: Path, assignment: str, profile: str, machine: str) -> Path:
     return Path(cache_dir) / "timing" / f"{assignment}-{profile}-{machine}.json"
 
