@@ -107,10 +107,19 @@ def spec_for(q: Question) -> ReflectionSpec:
 
 
 class CachedEmbedder:
-    """Embeds each distinct text once; everything stays in memory."""
+    """Embeds each distinct text once; kept in memory, and in `cache` (outside the repo) if given."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: Path | None = None) -> None:
         self.table: dict[str, np.ndarray] = {}
+        self.cache = cache
+        if cache and cache.is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                self.table = dict(zip(z["texts"].tolist(), z["vecs"]))
+
+    def save(self) -> None:
+        if self.cache and self.table:
+            texts = list(self.table)
+            np.savez(self.cache, texts=np.array(texts), vecs=np.stack([self.table[t] for t in texts]))
 
     def prefetch(self, texts: list[str]) -> None:
         missing = [t for t in dict.fromkeys(texts) if t not in self.table]
@@ -291,6 +300,7 @@ def report(name: str, y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="path of semeval-3way.zip")
+    parser.add_argument("--cache", type=Path, help="embedding cache file (.npz), outside the repo")
     args = parser.parse_args()
     if not args.zip.is_file():
         print(f"SemEval-2013 Task 7 data not found at {args.zip}; skipping the benchmark.")
@@ -303,8 +313,9 @@ def main() -> int:
         share = np.mean([ok for q in qs for _, _, ok in q.answers])
         print(f"{split:>5}: {len(qs):4d} questions, {n:5d} answers, {share:.0%} correct")
 
-    embedder = CachedEmbedder()
+    embedder = CachedEmbedder(args.cache)
     prefetch(embedder, data)
+    embedder.save()
     print(f"embedded {len(embedder.table)} distinct texts in {time.time() - t0:.0f} s")
 
     pool = {q.id: q.answers for q in data["train"]}

@@ -202,10 +202,14 @@ def test_misconception_costs_points_and_is_explained(honest):
     assert any(r.startswith("misconception pooling_learns") for r in wrong.reasons)
 
 
-def test_empty_answer_is_flagged(honest):
+def test_empty_and_placeholder_answers_are_zero_without_review(honest, specs):
+    """Nothing to read is 0 and needs no human (issue 19: a review of an empty cell wastes a look)."""
     for key in SPECS:
         empty = honest[key]["empty"]
-        assert empty.points == 0 and empty.flags == ["empty"] and empty.needs_review
+        assert empty.points == 0 and empty.flags == ["empty"] and not empty.needs_review
+    placeholders = ["NO ANSWER", "idk", "-", "see above", "I don't know.", "?", "N/A"]
+    for s in suggest_many(dict(enumerate(placeholders)), specs["cnn"]).values():
+        assert s.points == 0 and s.flags == ["empty"] and not s.needs_review
 
 
 def test_question_words_are_not_evidence(specs):
@@ -245,23 +249,31 @@ EXPECTED_FLAG = {
 
 
 @pytest.mark.parametrize("key", ["cnn", "overfit"])
-def test_gaming_is_flagged_and_never_pays(specs, honest, key):
+def test_gaming_is_flagged_and_sent_to_a_human(specs, honest, key):
+    """Every gaming form is flagged and routed to review. Issue 19: a flag no longer cuts the
+    evidence-based points (honest answers trip the detectors too); only the empty answer, which
+    is certain, is set to 0 (and needs no review). A pasted question has no evidence, so no points."""
     spec = specs[key]
     gamed = suggest_many(_gamed(key, spec), spec)
     partial_points = honest[key]["partial"].points
     for form, s in gamed.items():
         assert EXPECTED_FLAG[form] in s.flags, (form, s.flags)
-        assert s.needs_review, form
-        assert s.points <= partial_points, (form, s.points, partial_points)
+        assert s.needs_review == (form != "empty"), form
         assert any(r.startswith(f"flag {EXPECTED_FLAG[form]}") for r in s.reasons)
+        assert s.points == round(s.share_before_caps * s.max_points * 4) / 4 or form == "empty", form
+    assert gamed["empty"].points == 0
+    assert gamed["question_pasted"].points <= partial_points
+    assert gamed["question_pasted"].points <= 0.25 * spec.points
 
 
-def test_contradicting_a_criterion_is_flagged(specs):
+def test_contradicting_a_criterion_is_flagged(specs, honest):
     answer = (ANSWERS["cnn"]["good"] + " But the weights are not shared, every position has its own "
               "separate filter weights.")
     s = suggest(answer, specs["cnn"])
     assert "contradiction" in s.flags and s.needs_review
-    assert s.points <= 1
+    # the criterion said both ways is mixed evidence: it earns less than when said once
+    assert s.points < honest["cnn"]["good"].points
+    assert s.confidence < honest["cnn"]["good"].confidence
 
 
 def test_restating_the_question_first_is_not_gaming(specs, honest):
@@ -346,6 +358,32 @@ def test_calibration_rejects_bad_input(specs, calibration):
 # ---------------------------------------------------------------- spec
 
 
+def test_reference_only_items_get_criteria_from_the_reference():
+    """Issue 19: an item with only a reference answer is valid; each sentence of the reference
+    becomes a criterion of equal points."""
+    spec = spec_from_dict(_without("criteria") | {"misconceptions": []})
+    assert [c.name for c in spec.criteria] == [f"reference_point_{i}" for i in (1, 2)]
+    assert sum(c.points for c in spec.criteria) == pytest.approx(spec.points)
+    good, wrong = suggest_many({"good": ANSWERS["cnn"]["good"], "wrong": ANSWERS["cnn"]["wrong"]}, spec).values()
+    assert good.points > wrong.points and wrong.points <= 0.25 * spec.points
+
+
+def test_ordered_criterion_needs_its_order():
+    spec = spec_from_dict({
+        "id": "preorder", "question": "In which order does a pre-order traversal visit a binary tree's nodes?",
+        "points": 1, "expected_words": [3, 40],
+        "reference_answers": ["First the root, then the left subtree, then the right subtree."],
+        "criteria": [{"name": "order", "points": 1, "ordered": True,
+                      "phrasings": ["root, then left subtree, then right subtree"]}],
+    })
+    right, wrong = suggest_many({
+        "right": "It visits the root first, then the whole left subtree and finally the right subtree.",
+        "wrong": "It visits the left subtree first, then the root and finally the right subtree.",
+    }, spec).values()
+    assert right.criteria_met and right.points == 1
+    assert not wrong.criteria_met and wrong.points <= 0.25
+
+
 def test_schema_is_valid_and_accepts_the_example():
     jsonschema.Draft202012Validator.check_schema(REFLECTION_SCHEMA)
     jsonschema.validate(CNN, REFLECTION_SCHEMA)
@@ -373,7 +411,6 @@ def _with(path, value):
     "bad, message",
     [
         ("not a dict", "must be a mapping"),
-        (_without("criteria"), "'criteria' is a required property"),
         (_without("question"), "'question' is a required property"),
         (_with(["points"], -1), r"item\.points"),
         (_with(["points"], "four"), r"item\.points"),

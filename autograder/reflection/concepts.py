@@ -52,8 +52,10 @@ _CLAUSE_SPLIT = re.compile(
     r"[,:;()]|\b(?:and|but|so|because|while|whereas|which|since|instead of|rather than)\b", re.I
 )
 _DOUBLED = re.compile(r"([b-df-hj-kmnp-rtv-y])\1$")  # not ll/ss/zz, as Porter
-# Semantic similarity that counts as no evidence (LO) and as full evidence (HI) for MiniLM.
-SEM_LO, SEM_HI = 0.45, 0.80
+# Semantic similarity mapped linearly to strength; with the scorer's credit window (0.4..0.75)
+# credit starts at cosine 0.5 and is full at 0.85, graded in between: MiniLM puts on-topic
+# but wrong sentences around 0.6-0.7, so that range earns partial credit, not full.
+SEM_LO, SEM_HI = 0.1, 1.1
 # How close before a matched word a negation cue must be to negate it.
 NEGATION_WINDOW = 3
 # Least share of a phrasing's words that counts as lexical evidence.
@@ -195,6 +197,28 @@ def _lexical(sentence: _Sentence, phrase_stems: list[set[str]]) -> tuple[float, 
     return best, negated
 
 
+def _ordered_cover(seq: Sequence[str], negated: Sequence[bool], wanted: Sequence[str]) -> tuple[float, bool]:
+    """Share of the phrasing's words found in the sentence, 0 when the ones found are not in
+    the phrasing's order (their longest common subsequence is shorter than their number), and
+    whether any of them is negated."""
+    n, m = len(seq), len(wanted)
+    if not n or not m:
+        return 0.0, False
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n):
+        for j in range(m):
+            table[i + 1][j + 1] = table[i][j] + 1 if seq[i] == wanted[j] else max(table[i][j + 1], table[i + 1][j])
+    hit_negated = any(neg for s, neg in zip(seq, negated) if s in wanted)
+    present = len(set(wanted) & set(seq))
+    return (table[n][m] / m if table[n][m] == present else 0.0), hit_negated
+
+
+def ordered_stems(phrasing: str, q_stems: frozenset[str]) -> list[str]:
+    """Content stems of an ordered phrasing, in order; question words are kept (the order of
+    the question's own terms is often the point: 'root, left, right')."""
+    return list(dict.fromkeys(content_stems(phrasing)))
+
+
 def phrase_stems(phrasing: str, q_stems: frozenset[str]) -> set[str]:
     """Content stems of a phrasing that are evidence: those not in the question.
 
@@ -231,42 +255,80 @@ def concept_texts(
     """Every text match_concepts() embeds (for batching many answers)."""
     q_stems = question_stems(question)
     units = [u for s in sentences for u in clauses(s)]
-    phrasings = [p for _, ps in concepts for p in ps]
+    if len(sentences) > 1:
+        units.append(" ".join(sentences))
+    phrasings = [p for _, ps, *_ in concepts for p in ps]
     texts = units + phrasings
     return texts + [strip_question(t, q_stems) for t in texts]
 
 
 def match_concepts(
     sentences: Sequence[str],
-    concepts: Sequence[tuple[str, Sequence[str]]],
+    concepts: Sequence[tuple],
     question: str,
     embed_fn: EmbedFn = embed,
     strict: bool = False,
 ) -> list[ConceptMatch]:
-    """For each (name, phrasings) concept, the best evidence over the answer's sentences.
+    """For each (name, phrasings[, ordered]) concept, the best evidence over the answer's sentences.
 
     Semantic similarity is taken both on the plain texts and with question words removed
     from both sides; their mean by default, their minimum when strict (for misconceptions,
-    where a false match costs the student points).
+    where a false match costs the student points). A concept said over several sentences
+    (a multi-sentence reference) is also compared with the whole answer. An ordered concept
+    is matched by its words in order only.
     """
     q_stems = question_stems(question)
     prepared = [_prepare_sentence(s, q_stems) for s in sentences]
     units = [clauses(s) for s in sentences]
+    whole = " ".join(sentences)
+    if len(sentences) > 1:
+        units.append([whole])
     owner = np.array([i for i, us in enumerate(units) for _ in us], dtype=int)
     flat = [u for us in units for u in us]
     unit_vecs = embed_fn(flat)
     unit_stripped = embed_fn([strip_question(u, q_stems) for u in flat])
     results = []
-    for name, phrasings in concepts:
+    for name, phrasings, *rest in concepts:
+        ordered = bool(rest and rest[0])
+        if ordered:
+            results.append(_best_ordered(name, sentences, phrasings, q_stems))
+            continue
         wanted = [phrase_stems(p, q_stems) for p in phrasings]
         plain = cosine(unit_vecs, embed_fn(list(phrasings))).max(axis=1)
         stripped = cosine(
             unit_stripped, embed_fn([strip_question(p, q_stems) for p in phrasings])
         ).max(axis=1)
         sims = np.minimum(plain, stripped) if strict else 0.5 * (plain + stripped)
-        per_sentence = [float(sims[owner == i].max()) for i in range(len(sentences))]
-        results.append(_best_match(name, prepared, wanted, per_sentence))
+        per_unit = [float(sims[owner == i].max()) for i in range(len(units))]
+        match = _best_match(name, prepared, wanted, per_unit[: len(sentences)])
+        if len(units) > len(sentences):
+            novelty = _prepare_sentence(whole, q_stems).novelty
+            term = _semantic_term(per_unit[-1], novelty)
+            if term > match.strength:
+                match = ConceptMatch(name, term, whole, 0.0, per_unit[-1], match.negated_sentence)
+        results.append(match)
     return results
+
+
+def _best_ordered(name: str, sentences: Sequence[str], phrasings: Sequence[str], q_stems) -> ConceptMatch:
+    best = ConceptMatch(name, 0.0, "", 0.0, 0.0)
+    negated_sentence = ""
+    for text in sentences:
+        toks = tokens(text)
+        neg_pos = _negated_positions(toks)
+        seq, neg = [], []
+        for i, tok in enumerate(toks):
+            if tok not in STOP_WORDS and len(tok) >= 2:
+                seq.append(stem(tok))
+                neg.append(i in neg_pos)
+        for p in phrasings:
+            cover, negated = _ordered_cover(seq, neg, ordered_stems(p, q_stems))
+            cover = cover if cover >= LEX_MIN else 0.0
+            if cover and negated:
+                negated_sentence = negated_sentence or text
+            elif cover > best.strength:
+                best = ConceptMatch(name, cover, text, cover, 0.0)
+    return ConceptMatch(best.name, best.strength, best.sentence, best.lexical, 0.0, negated_sentence)
 
 
 def _best_match(

@@ -3,7 +3,8 @@
 analyze() turns an answer into evidence: which criterion/misconception which sentence
 expresses, similarities to the reference answers, word overlap, length and gaming flags.
 raw_score() combines the evidence into 0..1; a Calibration maps that to a share of the points.
-Flags cap the points and always ask for a human; so does low confidence.
+Flags ask for a human without rewriting the points (only the near-certain `empty` sets 0, and
+needs no human); so does low confidence.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "raw_score_of",
     "suggest",
     "suggest_many",
+    "suggestion_for",
     "table_embedder",
 ]
 
@@ -67,6 +69,8 @@ class Suggestion:
     reasons: list[str]  # human-readable: criteria met (by which sentence), missing, flags
     flags: list[str]  # gaming/copy flags: question_pasted, keyword_list, padding, ...
     criteria_met: dict[str, str]  # criterion name -> the sentence that met it
+    raw: float = 0.0  # the evidence score, 0..1, before calibration
+    share_before_caps: float = 0.0  # calibrated share of the points before any flag cap
 
 
 @dataclass
@@ -103,6 +107,7 @@ def analysis_texts(answer: str, spec: ReflectionSpec) -> list[str]:
     sentences = split_sentences(answer)
     joined = " ".join(sentences)  # the scored text when no sentence restates the question
     texts = [spec.question, answer, joined, strip_question_words(joined, spec.question), *sentences]
+    texts += [p for c in spec.criteria for p in c.phrasings]
     for ref in spec.reference_answers:
         texts += [ref, strip_question_words(ref, spec.question), *_content_words(ref, q_stems)]
     texts += _content_words(answer, q_stems)
@@ -156,9 +161,9 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
     # Restating the question before answering earns nothing but costs nothing; an answer
     # that only restates it is scored as it is (question words earn little) and flagged.
     scored = [s for i, s in enumerate(sentences) if i not in restating] or sentences
-    flags = _flags(answer, sentences, restating, spec, vec)
+    flags = _flags(answer, sentences, restating, spec, vec, sentence_vecs)
     criteria = match_concepts(
-        scored, [(c.name, c.phrasings) for c in spec.criteria], spec.question, vec
+        scored, [(c.name, c.phrasings, c.ordered) for c in spec.criteria], spec.question, vec
     )
     misconceptions = match_concepts(
         scored, [(m.name, m.phrasings) for m in spec.misconceptions], spec.question, vec, strict=True
@@ -173,13 +178,15 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
     return Analysis(answer, sentences, scored, criteria, misconceptions, features, flags)
 
 
-def _flags(answer, sentences, restating, spec, vec) -> list[str]:
+def _flags(answer, sentences, restating, spec, vec, sentence_vecs) -> list[str]:
     flags = []
     if gaming.is_question_pasted(answer, spec.question, sentences, restating):
         flags.append("question_pasted")
     if gaming.is_keyword_list(answer):
         flags.append("keyword_list")
-    if gaming.is_padding(sentences, spec.expected_words):
+    topic = [spec.question, *spec.reference_answers, *(p for c in spec.criteria for p in c.phrasings)]
+    relevance = cosine(sentence_vecs, vec(topic)).max(axis=1)
+    if gaming.is_padding(sentences, spec.expected_words, relevance):
         flags.append("padding")
     cos_refs = cosine(vec([answer]), vec(list(spec.reference_answers)))[0]
     if gaming.is_reference_copy(answer, spec.reference_answers, cos_refs):
@@ -236,8 +243,12 @@ def _features(
 
 
 def _criteria_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+    """Share of criterion points met; a criterion also negated in the answer earns half."""
     total = sum(c.points for c in spec.criteria)
-    return sum(c.points * credit(m.strength) for c, m in zip(spec.criteria, criteria)) / total
+    return sum(
+        c.points * credit(m.strength) * (0.5 if m.negated_sentence else 1.0)
+        for c, m in zip(spec.criteria, criteria)
+    ) / total
 
 
 def _overlap(text: str, refs: list[str], q_stems: frozenset[str], vec: EmbedFn) -> dict[str, float]:
@@ -292,12 +303,19 @@ def suggest(
             f"calibration was fitted for {calibration.spec_id!r}, not for {spec.id!r}"
         )
     vec = embedder_for([answer], spec, calibration, embed_fn)
-    analysis = analyze(answer, spec, vec)
+    return suggestion_for(analyze(answer, spec, vec), spec, calibration, vec)
+
+
+def suggestion_for(
+    analysis: Analysis, spec: ReflectionSpec, calibration: Calibration | None, embed_fn: EmbedFn
+) -> Suggestion:
+    """The suggestion for an analysed answer (callers that already hold the analysis)."""
     calibration = calibration or Calibration()
     raw = raw_score(analysis.features)
     share = calibration.apply(raw)
-    share, exemplar_note = _exemplar_pull(analysis, calibration, share, vec, spec)
-    confidence = _confidence(analysis, spec, calibration)
+    share, exemplar_note, neighbours = _exemplar_pull(analysis, calibration, share, embed_fn, spec)
+    confidence = _confidence(analysis, spec, calibration, raw, share, neighbours)
+    before_caps = share
     share, flag_reasons = _apply_flags(analysis.flags, share)
     # Flags first: they matter most and callers may show only the first few reasons.
     reasons = [
@@ -306,18 +324,29 @@ def suggest(
         *exemplar_note,
         *_context_reasons(analysis, spec, calibration, raw),
     ]
-    points = round(spec.points * share * 4) / 4  # quarter points: a suggestion, not a verdict
+    routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
+    empty = "empty" in analysis.flags
     return Suggestion(
-        points=points,
+        points=_rounded(share, spec.points, calibration.step),
         max_points=spec.points,
         confidence=round(confidence, 3),
-        needs_review=bool(analysis.flags) or confidence < REVIEW_BELOW,
+        needs_review=routed or (confidence < REVIEW_BELOW and not empty),
         reasons=reasons,
         flags=list(analysis.flags),
         criteria_met={
             m.name: m.sentence for m in analysis.criteria if credit(m.strength) >= 0.5
         },
+        raw=round(raw, 4),
+        share_before_caps=round(before_caps, 4),
     )
+
+
+def _rounded(share: float, points: float, step: float) -> float:
+    """Points on the grading step the teacher used (quarter points when unknown): a
+    suggestion, not a verdict."""
+    if step > 0:
+        return round(round(share / step) * step * points, 4)
+    return round(points * share * 4) / 4
 
 
 def suggest_many(
@@ -334,17 +363,20 @@ def suggest_many(
 def _apply_flags(flags: list[str], share: float) -> tuple[float, list[str]]:
     reasons = []
     for flag in flags:
-        cap = gaming.FLAG_CAPS.get(flag, 1.0)
-        reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; points capped at {cap:.0%}")
-        share = min(share, cap)
+        cap = gaming.FLAG_CAPS.get(flag)
+        if cap is None:
+            reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; an instructor should look")
+        else:
+            reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; points capped at {cap:.0%}")
+            share = min(share, cap)
     return share, reasons
 
 
 _FLAG_TEXT = {
-    "empty": "no answer was given",
+    "empty": "no answer was given (blank or a placeholder)",
     "question_pasted": "most of the answer repeats the question",
     "keyword_list": "a list of terms, not an explanation",
-    "padding": "far longer than asked for, or sentences repeated",
+    "padding": "far longer than asked for, sentences repeated, or much of it off-topic",
     "reference_copy": "reproduces the reference answer",
     "contradiction": "asserts something and also its opposite, or takes it back",
 }
@@ -387,46 +419,82 @@ def _context_reasons(analysis: Analysis, spec: ReflectionSpec, cal: Calibration,
     return reasons
 
 
+# Graded answers at least this similar to an answer are its neighbours (for confidence).
+NEIGHBOUR_COSINE_MIN = 0.7
+
+
 def _exemplar_pull(
     analysis: Analysis, cal: Calibration, share: float, embed_fn: EmbedFn, spec: ReflectionSpec
-) -> tuple[float, list[str]]:
-    """Pull an answer that is almost a hand-graded one halfway toward that grade."""
+) -> tuple[float, list[str], tuple[float, float]]:
+    """Pull an answer that is almost a hand-graded one halfway toward that grade.
+
+    Also returns (weight, mean share) of the graded neighbours, for the confidence.
+    """
     if not cal.exemplars or "empty" in analysis.flags:
-        return share, []
+        return share, [], (0.0, 0.0)
     texts = [text for text, _ in cal.exemplars]
     vecs = embed_fn([analysis.answer, *texts])
-    ex = exemplar_features(vecs[0], vecs[1:], [s for _, s in cal.exemplars])
+    shares = np.array([s for _, s in cal.exemplars])
+    sims = vecs[1:] @ vecs[0]
+    near = sims >= NEIGHBOUR_COSINE_MIN
+    weights = (sims[near] - NEIGHBOUR_COSINE_MIN) / (1 - NEIGHBOUR_COSINE_MIN)
+    neighbours = (
+        (float(weights.sum()), float(weights @ shares[near] / weights.sum()))
+        if weights.sum() > 0 else (0.0, 0.0)
+    )
+    ex = exemplar_features(vecs[0], vecs[1:], list(shares))
     if ex["nearest_sim"] < EXEMPLAR_COSINE_MIN:
-        return share, []
+        return share, [], neighbours
     pulled = 0.5 * (share + ex["nearest_share"])
     note = (
         f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
         f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
     )
-    return pulled, [note]
+    return pulled, [note], neighbours
 
 
-def _confidence(analysis: Analysis, spec: ReflectionSpec, cal: Calibration) -> float:
-    """How sure the suggestion is: low when criteria are half-met, met only by meaning,
-    when criteria and the reference disagree, or when the calibration fits poorly."""
+def _soft_credit(strength: float) -> float:
+    """credit() on a slightly wider ramp: a criterion just below the credit line is unsure."""
+    return float(np.clip((strength - CREDIT_LO + 0.1) / (CREDIT_HI - CREDIT_LO + 0.1), 0.0, 1.0))
+
+
+def _confidence(
+    analysis: Analysis, spec: ReflectionSpec, cal: Calibration, raw: float, share: float,
+    neighbours: tuple[float, float],
+) -> float:
+    """How sure the suggestion is: low when criteria are half-met or nearly met, met only by
+    meaning, asserted and negated, when criteria and the reference disagree, where the
+    calibration erred on held-out graded answers, when graded neighbours got another grade,
+    and when the share falls between two grading steps."""
     if "empty" in analysis.flags:
         return 1.0
     if not analysis.criteria:
         return 0.0
     total = sum(c.points for c in spec.criteria)
-    credits = [credit(m.strength) for m in analysis.criteria]
-    ambiguity = sum(c.points * (1 - abs(2 * g - 1)) for c, g in zip(spec.criteria, credits)) / total
+    soft = [_soft_credit(m.strength) for m in analysis.criteria]
+    ambiguity = sum(c.points * (1 - abs(2 * g - 1)) for c, g in zip(spec.criteria, soft)) / total
+    met = [credit(m.strength) >= 0.5 for m in analysis.criteria]
     by_meaning = sum(
-        c.points
-        for c, m, g in zip(spec.criteria, analysis.criteria, credits)
-        if g >= 0.5 and m.lexical < LEX_MIN
+        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met) if ok and m.lexical < LEX_MIN
+    ) / total
+    mixed = sum(
+        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met) if ok and m.negated_sentence
     ) / total
     disagreement = abs(analysis.features["criteria"] - reference_term(analysis.features))
+    weight, neighbour_share = neighbours
+    neighbour_gap = min(1.0, weight) * max(0.0, abs(neighbour_share - share) - 0.25)
+    between_steps = 0.0
+    if cal.step > 0:
+        pos = share / cal.step
+        between_steps = max(0.0, abs(pos - round(pos)) - 0.25)
     confidence = (
         1.0
         - 0.6 * ambiguity
-        - 0.2 * by_meaning
+        - 0.3 * by_meaning
+        - 0.4 * mixed
         - 0.4 * max(0.0, disagreement - 0.4)
-        - cal.mean_abs_error
+        - cal.local_error(raw)
+        - neighbour_gap
+        - 0.8 * between_steps
     )
     return float(np.clip(confidence, 0.0, 1.0))
