@@ -31,6 +31,7 @@ __all__ = [
     "concept_texts",
     "content_stems",
     "match_concepts",
+    "negated_stems",
     "negation_parity",
     "phrase_stems",
     "question_stems",
@@ -139,8 +140,20 @@ def _negated_positions(toks: Sequence[str]) -> set[int]:
     out: set[int] = set()
     for i, tok in enumerate(toks):
         if tok in NEGATIONS:
-            out.update(range(i + 1, i + 1 + NEGATION_WINDOW))
+            # "it is not true that X", "I don't think that X": the whole clause is denied
+            if "that" in toks[i + 1 : i + 4]:
+                out.update(range(i + 1, len(toks)))
+            else:
+                out.update(range(i + 1, i + 1 + NEGATION_WINDOW))
     return out
+
+
+def negated_stems(text: str) -> frozenset[str]:
+    """Stems the text itself negates ("does not evaporate" -> {'evapor'}): a student saying
+    the same negation agrees with it."""
+    toks = tokens(text)
+    neg = _negated_positions(toks)
+    return frozenset(stem(t) for i, t in enumerate(toks) if i in neg and t not in STOP_WORDS)
 
 
 @dataclass(frozen=True)
@@ -170,27 +183,35 @@ def _prepare_sentence(text: str, q_stems: frozenset[str]) -> _Sentence:
     return _Sentence(text, tuple(stems), tuple(flags), novelty)
 
 
-def _lexical(sentence: _Sentence, phrase_stems: list[set[str]]) -> tuple[float, bool]:
+def _lexical(
+    sentence: _Sentence, phrase_stems: list[set[str]], phrase_negs: Sequence[frozenset[str]] = ()
+) -> tuple[float, bool]:
     """Best phrasing coverage in the sentence, and whether the covering words are negated.
 
     The phrasing's words must occur close together (a window a little longer than the
     phrasing), and a coverage below LEX_MIN counts as nothing: scattered generic words
-    ('layer', 'weight') are not a concept.
+    ('layer', 'weight') are not a concept. A word is negated when the sentence negates it and
+    the phrasing does not, or the other way round. A wanted word the sentence negates outside
+    the best window still makes the match negated: covering most of a long phrasing while
+    denying its point ("X happens, so Y has not Z") is not asserting it.
     """
     best, negated = 0.0, False
     seq = sentence.stems
-    for wanted in phrase_stems:
+    negs = list(phrase_negs) or [frozenset()] * len(phrase_stems)
+    for wanted, own_neg in zip(phrase_stems, negs):
         if not wanted:
             continue
+        flips = [sentence.stem_negated[i] != (seq[i] in own_neg) for i in range(len(seq))]
+        denied = {w for w in wanted if w in seq and all(f for s, f in zip(seq, flips) if s == w)}
         width = len(wanted) + 3
         for start in range(max(1, len(seq) - width + 1)):
             window = range(start, min(len(seq), start + width))
             hits: dict[str, bool] = {}   # a word is negated only if every occurrence of it is
             for i in window:
                 if seq[i] in wanted:
-                    hits[seq[i]] = hits.get(seq[i], True) and sentence.stem_negated[i]
+                    hits[seq[i]] = hits.get(seq[i], True) and flips[i]
             cover = len(hits) / len(wanted)
-            window_negated = any(hits.values())
+            window_negated = any(hits.values()) or bool(denied - hits.keys())
             # the best coverage wins; at equal coverage an asserted window beats a negated one
             if cover >= LEX_MIN and (cover > best or (cover == best and negated and not window_negated)):
                 best, negated = cover, window_negated
@@ -294,14 +315,15 @@ def match_concepts(
             results.append(_best_ordered(name, sentences, phrasings, q_stems))
             continue
         wanted = [phrase_stems(p, q_stems) for p in phrasings]
+        negs = [negated_stems(p) for p in phrasings]
         plain = cosine(unit_vecs, embed_fn(list(phrasings))).max(axis=1)
         stripped = cosine(
             unit_stripped, embed_fn([strip_question(p, q_stems) for p in phrasings])
         ).max(axis=1)
         sims = np.minimum(plain, stripped) if strict else 0.5 * (plain + stripped)
         per_unit = [float(sims[owner == i].max()) for i in range(len(units))]
-        match = _best_match(name, prepared, wanted, per_unit[: len(sentences)])
-        if len(units) > len(sentences):
+        match = _best_match(name, prepared, wanted, per_unit[: len(sentences)], negs)
+        if len(units) > len(sentences) and not match.negated_sentence:
             novelty = _prepare_sentence(whole, q_stems).novelty
             term = _semantic_term(per_unit[-1], novelty)
             if term > match.strength:
@@ -332,12 +354,13 @@ def _best_ordered(name: str, sentences: Sequence[str], phrasings: Sequence[str],
 
 
 def _best_match(
-    name: str, prepared: list[_Sentence], phrase_stems: list[set[str]], sims: Sequence[float]
+    name: str, prepared: list[_Sentence], phrase_stems: list[set[str]], sims: Sequence[float],
+    phrase_negs: Sequence[frozenset[str]] = (),
 ) -> ConceptMatch:
     best = ConceptMatch(name, 0.0, "", 0.0, 0.0)
     negated_sentence = ""
     for sent, semantic in zip(prepared, sims):
-        lexical, lex_negated = _lexical(sent, phrase_stems)
+        lexical, lex_negated = _lexical(sent, phrase_stems, phrase_negs)
         strength = max(lexical, _semantic_term(semantic, sent.novelty))
         if lex_negated and lexical >= LEX_MIN:
             if not negated_sentence:
