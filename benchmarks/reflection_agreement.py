@@ -68,7 +68,8 @@ from autograder.reflection.calibration import (  # noqa: E402
     fit_course,
     fit_pairs,
 )
-from autograder.reflection.concepts import content_stems, tokens  # noqa: E402
+from autograder.reflection.concepts import content_stems, split_sentences, tokens  # noqa: E402
+from autograder.reflection.gaming import COPY_MIN_WORDS  # noqa: E402
 from autograder.reflection.embedding import embed  # noqa: E402
 from autograder.reflection.scorer import (  # noqa: E402
     FEATURE_NAMES,
@@ -313,7 +314,9 @@ def run_gaming(test: dict[str, list[Question]], models: dict, embedder: CachedEm
                 total[kind] += 1
                 flagged[kind] += bool(flags)
                 predicted_correct[kind] += bool(correct)
-                passed[kind] += bool(correct and not flags)
+                # a short hidden reference is what a student who learned the course writes
+                honest = kind == "reference_copy" and len(tokens(text)) < COPY_MIN_WORDS
+                passed[kind] += bool(correct and not flags and not honest)
     return total, flagged, predicted_correct, passed
 
 
@@ -352,14 +355,14 @@ def stress_answers(q: Question, others: list[Question]) -> dict[str, str]:
         "other_question_correct": other_answer,
         "question_pasted": q.text,
         "keyword_list": ", ".join(keywords),
-        "reference_negated": negate(ref),
+        "reference_negated": " ".join(negate(sentence) for sentence in split_sentences(ref)),
         "reference_padded_off_topic": padded,
     })
     return out
 
 
 def course_calibration(train: SplitData):
-    """One course curve from the training split's (raw score, label) pairs."""
+    """One course curve from the training split's (raw score, label) pairs (reference-only items)."""
     pairs = [(row[-1], float(y)) for row, y in zip(train.X, train.y)]
     return fit_pairs(pairs, "")
 
@@ -373,7 +376,7 @@ def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[
     total, passed, failures = Counter(), Counter(), []
     for split, questions in test.items():
         for q in questions:
-            spec = spec_for(q)
+            spec = spec_for(q, ref_only=True)
             for kind, text in stress_answers(q, questions).items():
                 kind_key = kind.split(" ")[0]
                 s = suggestion_for(analyze(text, spec, embedder), spec, calibration, embedder)
@@ -509,6 +512,7 @@ def main() -> int:
         if not ref_only:
             model_ex, threshold_ex = fit_model(np.hstack([train.X, train.X_ex]), train.y, train.groups)
             models = {"ua": (model_ex, threshold_ex, True), "uq": (model, threshold, False), "ud": (model, threshold, False)}
+        else:  # the suggestions below are measured as the hold-outs were: reference answers only
             kept_train, kept_tests = train, tests
         title = "reference answers only, criteria derived" if ref_only else "the reference as the criterion"
         print(f"\nAgreement with the human 2-way labels, {title} "
@@ -529,7 +533,7 @@ def main() -> int:
     # false flags: honest (correct-labelled) answers that get any flag
     honest = [fl for d in kept_tests.values() for fl, ok in zip(d.flags, d.y) if ok]
     beetle_honest = [
-        analyze(t, spec_for(q), embedder).flags for qs in beetle.values() for q in qs for _, t, ok in q.answers if ok
+        analyze(t, spec_for(q, ref_only=True), embedder).flags for qs in beetle.values() for q in qs for _, t, ok in q.answers if ok
     ]
     all_honest = honest + beetle_honest
     out["false_flag_rate"] = round(float(np.mean([bool(f) for f in all_honest])), 4)
@@ -539,7 +543,8 @@ def main() -> int:
         print(f"  {name:<12} {np.mean([bool(f) for f in flags]):.1%} of {len(flags)}  {dict(per)}")
 
     total, flagged, predicted, passed = run_gaming({s: data[s] for s in SPLIT_NAMES}, models, embedder, pool)
-    print("\nGaming suite (answers built from the test questions)")
+    print("\nGaming suite (answers built from the test questions; a copy of a reference shorter than "
+          f"{COPY_MIN_WORDS} words is not counted as passing: students write such sentences themselves)")
     print(f"  {'form':<28} {'answers':>7} {'flagged':>8} {'classed correct':>16} {'passed unflagged':>17}")
     for kind in total:
         print(f"  {kind:<28} {total[kind]:7d} {flagged[kind]:8d} {predicted[kind]:16d} {passed[kind]:17d}")
@@ -547,8 +552,8 @@ def main() -> int:
 
     # suggestions with default settings and one course calibration from the training labels
     calibration = course_calibration(kept_train)
-    print("\nSuggested share against the 3-way labels (correct 1, contradictory 0, incorrect 0), "
-          f"course calibration from {calibration.n_graded} training answers")
+    print("\nSuggested share against the 3-way labels (correct 1, contradictory 0, incorrect 0), reference-only "
+          f"items, course calibration from {calibration.n_graded} training answers")
     shares, labels = [], []
     for split, name in SPLIT_NAMES.items():
         d = kept_tests[split]

@@ -44,6 +44,8 @@ QUESTION_MIN_STEMS = 3
 QUESTION_COVERAGE_MIN, QUESTION_COSINE_MIN = 0.5, 0.85
 # Padding: this much longer than the expected maximum, or sentences said twice.
 PADDING_LENGTH_FACTOR = 2.0
+# A sentence this long said twice is padding, not emphasis.
+REPEAT_MIN_WORDS = 6
 # Off-topic filler: sentences this far from the question, the references and the criteria,
 # making up this share of the answer's words.
 OFF_TOPIC_COSINE_MAX, OFF_TOPIC_SHARE_MIN = 0.3, 0.4
@@ -63,7 +65,7 @@ _RETRACTION = re.compile(
     r"|\bscratch that\b|\bignore (that|the above|what i (said|wrote))\b",
     re.I,
 )
-_CODE = re.compile(r"[=<>+*/^(){}\[\]]|\d")
+_CODE = re.compile(r"[=<>+*/^(){}\[\]]")
 _LIST_SPLIT = re.compile(r"[,;/|\n•·]+|\s+-\s+|^\s*[-*]\s*", re.M)
 
 
@@ -161,6 +163,9 @@ def is_padding(
         return True
     keys = [" ".join(tokens(s)) for s in sentences if len(tokens(s)) >= 3]
     if len(keys) >= 3 and len(set(keys)) <= 0.7 * len(keys):
+        return True
+    long_keys = [k for k in keys if len(k.split()) >= REPEAT_MIN_WORDS]
+    if len(set(long_keys)) < len(long_keys):
         return True
     if len(relevance) != len(sentences) or len(sentences) < 2:
         return False

@@ -54,6 +54,9 @@ __all__ = [
 CREDIT_LO, CREDIT_HI = 0.4, 0.75
 # Default mix of the raw score: rubric criteria dominate, the reference answer adds a little.
 CRITERIA_WEIGHT, REFERENCE_WEIGHT = 0.8, 0.2
+# Criteria derived from the reference are the reference read sentence by sentence: the two
+# are the same evidence measured two ways, so they weigh the same.
+DERIVED_CRITERIA_WEIGHT = 0.5
 # Reference similarity (mean of plain and question-stripped cosine) mapped to 0..1.
 REF_SIM_LO, REF_SIM_HI = 0.3, 0.75
 # Below this confidence a human should look.
@@ -211,7 +214,7 @@ FEATURE_NAMES = (
 
 
 def _empty_features() -> dict[str, float]:
-    return dict.fromkeys(FEATURE_NAMES, 0.0)
+    return {**dict.fromkeys(FEATURE_NAMES, 0.0), "criteria_weight": CRITERIA_WEIGHT}
 
 
 def _features(
@@ -237,9 +240,19 @@ def _features(
         "question_cos": float(cosine(answer_vec, vec([spec.question]))[0, 0]),
         "log_words": math.log1p(len(tokens(text))),
         "negation_mismatch": float(min(negation_parity(text) != negation_parity(r) for r in refs)),
+        "criteria_weight": DERIVED_CRITERIA_WEIGHT if spec.derived_criteria else CRITERIA_WEIGHT,
+        "denied": _denied_share(criteria, spec),
     }
     f.update(_overlap(text, refs, q_stems, vec))
     return f
+
+
+def _denied_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+    """Share of criterion points whose words the answer negates and nowhere asserts."""
+    total = sum(c.points for c in spec.criteria)
+    return sum(
+        c.points for c, m in zip(spec.criteria, criteria) if m.negated_sentence and credit(m.strength) < 0.5
+    ) / total
 
 
 def _criteria_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
@@ -283,7 +296,11 @@ def reference_term(features: dict[str, float]) -> float:
 
 def raw_score(features: dict[str, float]) -> float:
     """Default evidence combination, 0..1 (before calibration and flag caps)."""
-    score = CRITERIA_WEIGHT * features["criteria"] + REFERENCE_WEIGHT * reference_term(features)
+    w = features.get("criteria_weight", CRITERIA_WEIGHT)
+    # Similarity to the reference does not see a "not": where the answer denies a criterion in
+    # its words, the reference's share of that criterion does not count.
+    reference = reference_term(features) * (1 - features.get("denied", 0.0))
+    score = w * features["criteria"] + (1 - w) * reference
     return float(np.clip(score - features["penalty"], 0.0, 1.0))
 
 
@@ -324,13 +341,16 @@ def suggestion_for(
         *exemplar_note,
         *_context_reasons(analysis, spec, calibration, raw),
     ]
-    routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
     empty = "empty" in analysis.flags
+    routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
+    routed = routed or (confidence < REVIEW_BELOW and not empty)
     return Suggestion(
-        points=_rounded(share, spec.points, calibration.step),
+        # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
+        # quarter points, the best single guess between two grades.
+        points=_rounded(share, spec.points, 0.0 if routed else calibration.step),
         max_points=spec.points,
         confidence=round(confidence, 3),
-        needs_review=routed or (confidence < REVIEW_BELOW and not empty),
+        needs_review=routed,
         reasons=reasons,
         flags=list(analysis.flags),
         criteria_met={
@@ -419,14 +439,18 @@ def _context_reasons(analysis: Analysis, spec: ReflectionSpec, cal: Calibration,
     return reasons
 
 
-# Graded answers at least this similar to an answer are its neighbours (for confidence).
-NEIGHBOUR_COSINE_MIN = 0.7
+# Graded answers at least this similar to an answer are its neighbours: their grades are
+# evidence too (k-nearest-neighbour regression on the teacher's own grades).
+NEIGHBOUR_COSINE_MIN = 0.6
+# Most weight the neighbours' grades get against the calibrated evidence.
+NEIGHBOUR_WEIGHT_MAX = 0.5
 
 
 def _exemplar_pull(
     analysis: Analysis, cal: Calibration, share: float, embed_fn: EmbedFn, spec: ReflectionSpec
 ) -> tuple[float, list[str], tuple[float, float]]:
-    """Pull an answer that is almost a hand-graded one halfway toward that grade.
+    """Blend in the grades of similar hand-graded answers; pull an answer that is almost one
+    of them halfway toward its grade.
 
     Also returns (weight, mean share) of the graded neighbours, for the confidence.
     """
@@ -436,21 +460,27 @@ def _exemplar_pull(
     vecs = embed_fn([analysis.answer, *texts])
     shares = np.array([s for _, s in cal.exemplars])
     sims = vecs[1:] @ vecs[0]
-    near = sims >= NEIGHBOUR_COSINE_MIN
-    weights = (sims[near] - NEIGHBOUR_COSINE_MIN) / (1 - NEIGHBOUR_COSINE_MIN)
-    neighbours = (
-        (float(weights.sum()), float(weights @ shares[near] / weights.sum()))
-        if weights.sum() > 0 else (0.0, 0.0)
-    )
+    weights = np.clip((sims - NEIGHBOUR_COSINE_MIN) / (1 - NEIGHBOUR_COSINE_MIN), 0.0, 1.0) ** 2
+    total = float(weights.sum())
+    notes = []
+    neighbours = (total, float(weights @ shares / total)) if total > 0 else (0.0, 0.0)
+    if total > 0:
+        alpha = NEIGHBOUR_WEIGHT_MAX * total / (total + 1.0)
+        share = (1 - alpha) * share + alpha * neighbours[1]
     ex = exemplar_features(vecs[0], vecs[1:], list(shares))
-    if ex["nearest_sim"] < EXEMPLAR_COSINE_MIN:
-        return share, [], neighbours
-    pulled = 0.5 * (share + ex["nearest_share"])
-    note = (
-        f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
-        f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
-    )
-    return pulled, [note], neighbours
+    if ex["nearest_sim"] >= EXEMPLAR_COSINE_MIN:
+        share = 0.5 * (share + ex["nearest_share"])
+        notes.append(
+            f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
+            f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
+        )
+    elif total > 0:
+        notes.append(f"similar hand-graded answers got {neighbours[1] * spec.points:.2g}/{spec.points:g} on average")
+    return share, notes, neighbours
+
+
+def _polarity_differs(sentence: str, phrasings: Sequence[str]) -> bool:
+    return bool(sentence) and all(negation_parity(sentence) != negation_parity(p) for p in phrasings)
 
 
 def _soft_credit(strength: float) -> float:
@@ -477,8 +507,11 @@ def _confidence(
     by_meaning = sum(
         c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met) if ok and m.lexical < LEX_MIN
     ) / total
+    # mixed: the criterion is also denied elsewhere, or the sentence meeting it carries a
+    # negation its phrasings do not (what is negated may be the point)
     mixed = sum(
-        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met) if ok and m.negated_sentence
+        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met)
+        if ok and (m.negated_sentence or _polarity_differs(m.sentence, c.phrasings))
     ) / total
     disagreement = abs(analysis.features["criteria"] - reference_term(analysis.features))
     weight, neighbour_share = neighbours
@@ -486,7 +519,7 @@ def _confidence(
     between_steps = 0.0
     if cal.step > 0:
         pos = share / cal.step
-        between_steps = max(0.0, abs(pos - round(pos)) - 0.25)
+        between_steps = max(0.0, abs(pos - round(pos)) - 0.2)
     confidence = (
         1.0
         - 0.6 * ambiguity
@@ -495,6 +528,6 @@ def _confidence(
         - 0.4 * max(0.0, disagreement - 0.4)
         - cal.local_error(raw)
         - neighbour_gap
-        - 0.8 * between_steps
+        - 1.6 * between_steps
     )
     return float(np.clip(confidence, 0.0, 1.0))
