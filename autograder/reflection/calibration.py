@@ -265,8 +265,8 @@ def fit_course(
 ) -> dict[str, Calibration]:
     """Calibrations for a course's items from their hand-graded answers, pooled.
 
-    Every item with a graded answer gets one: the pooled curve of all items, refined by the
-    item's own answers when it has PER_ITEM_MIN of them. Items without any are left out.
+    Every item gets one: the pooled curve of all items, refined by the item's own answers when
+    it has PER_ITEM_MIN of them. An empty dict when no item has a graded answer.
     """
     raws = {}
     for spec, graded in items:
@@ -276,9 +276,9 @@ def fit_course(
     pooled = [p for pairs in raws.values() for p in pairs]
     out = {}
     for spec, graded in items:
-        if spec.id not in raws:
-            continue
-        own = raws[spec.id]
+        if not pooled:
+            break
+        own = raws.get(spec.id, [])
         others = [p for sid, pairs in raws.items() if sid != spec.id for p in pairs]
         exemplars = [(a, pts / spec.points) for a, pts in graded]
         if len(own) >= PER_ITEM_MIN:

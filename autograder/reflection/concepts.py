@@ -49,6 +49,8 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | NEGATIONS | {"also", "just", "like"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|n't")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=[a-z0-9)])\s*[•·]\s*|^\s*[-*]\s+", re.M)
 
+_ENUMERATOR = re.compile(r"\(?(\d+|[a-z]|[ivx]+)[.)]")  # "1." or "b)" left of a list item
+
 _CLAUSE_SPLIT = re.compile(
     r"[,:;()]|\b(?:and|but|so|because|while|whereas|which|since|instead of|rather than)\b", re.I
 )
@@ -78,7 +80,7 @@ class ConceptMatch:
 def split_sentences(text: str) -> list[str]:
     """Split an answer into sentences/clauses (., !, ?, ;, new lines and bullets end one)."""
     parts = (p.strip(" \t-*•·") for p in _SENTENCE_END.split(text.strip()))
-    return [p for p in parts if re.search(r"[A-Za-z0-9]", p)]
+    return [p for p in parts if re.search(r"[A-Za-z0-9]", p) and not _ENUMERATOR.fullmatch(p)]
 
 
 def tokens(text: str) -> list[str]:
