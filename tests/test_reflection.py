@@ -14,6 +14,8 @@ from autograder.reflection import (
     CalibrationError,
     SpecError,
     fit_calibration,
+    fit_course,
+    fit_pairs,
     near_duplicates,
     spec_from_dict,
     suggest,
@@ -445,3 +447,94 @@ def test_a_later_negated_repeat_does_not_cancel_an_asserted_concept():
     assert _lexical(asserted, wanted) == (1.0, False)
     denied = _prepare_sentence("the block never learns what to change", frozenset())
     assert _lexical(denied, wanted) == (1.0, True)
+
+
+# ---------------------------------------------------------------- issue 19: evidence, not policy
+
+
+def test_no_evidence_earns_nothing_even_under_a_generous_calibration(specs):
+    """Raw 0 maps to 0 whatever the graded answers say; off-topic text and another question's
+    correct answer earn nothing."""
+    generous = fit_calibration(specs["cnn"], [(a, 3.0) for a in (ANSWERS["cnn"]["wrong"], "It is faster.")]
+                               + [(ANSWERS["cnn"]["good"], 4.0)], prior=[(0.0, 0.0), (1.0, 1.0)])
+    assert generous.apply(0.0) == 0.0
+    off_topic = ("My favourite food is pizza and I like to eat it on Fridays. The football team from our town "
+                 "won the match last weekend.")
+    for answer in (off_topic, ANSWERS["lr"]["good"], "NO ANSWER"):
+        s = suggest(answer, specs["cnn"], generous)
+        assert s.points <= 0.25 * s.max_points or s.needs_review, (answer, s.points, s.reasons)
+    assert suggest(off_topic, specs["cnn"], generous).points == 0
+
+
+def test_suggestion_exposes_raw_score_and_share_before_caps(honest):
+    good = honest["cnn"]["good"]
+    assert 0 < good.raw <= 1 and 0 < good.share_before_caps <= 1
+    assert good.points == pytest.approx(round(good.share_before_caps * 4 * 4) / 4)
+
+
+def test_course_calibration_pools_items_and_survives_equal_grades(specs):
+    """An item whose graded answers all got the same grade gets the course's curve shaped by
+    the other items; fitting it alone says why it cannot."""
+    lr_all_full = [(ANSWERS["lr"]["good"], 2.0), (ANSWERS["lr"]["partial"], 2.0)]
+    with pytest.raises(CalibrationError, match="same points"):
+        fit_calibration(specs["lr"], lr_all_full)
+    cals = fit_course([(specs["cnn"], GRADED), (specs["lr"], lr_all_full), (specs["overfit"], [])])
+    assert set(cals) == {"reflection_cnn_vs_fc", "reflection_learning_rate", "reflection_overfitting_augmentation"}
+    lr = cals["reflection_learning_rate"]
+    assert lr.n_graded == 2 and lr.apply(0.0) == 0.0 and lr.spec_id == "reflection_learning_rate"
+    assert lr.knots_y == cals["reflection_cnn_vs_fc"].knots_y   # too few of its own: the pooled curve
+    assert suggest(ANSWERS["lr"]["wrong"], specs["lr"], lr).points <= 0.5
+    # (raw, points) pairs are enough: no answer text needed, and a per-item fit with a prior
+    cal = fit_pairs([(0.1, 0.0), (0.5, 0.5), (0.9, 1.0)] * 3, "x", prior=[(0.3, 1.0)])
+    assert cal.n_graded == 9 and cal.step == 0.5 and cal.apply(0.9) == 1.0
+    assert 0 < cal.local_error(0.9) < cal.local_error(0.5)  # the prior disagrees at 0.3-0.5
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+
+
+def test_exemplars_are_bounded_and_keep_every_grade():
+    from autograder.reflection.calibration import MAX_EXEMPLARS, bounded_exemplars
+
+    graded = [(f"answer {i}", 1.0) for i in range(200)] + [("the only zero", 0.0)]
+    kept = bounded_exemplars(graded)
+    assert len(kept) == MAX_EXEMPLARS and ("the only zero", 0.0) in kept
+
+
+HONEST_SHAPES = {  # honest answers that used to trip a detector
+    "contrast": ("What is the difference between a while loop and a do-while loop?",
+                 "A do-while loop always runs its body at least once, a while loop checks first.",
+                 "A while loop may never run its body; a do-while loop always runs it at least once."),
+    "contrast_rates": ("What happens when the learning rate is too high or too low?",
+                       "Too high a rate overshoots and oscillates, too low a rate converges slowly.",
+                       "Too high a learning rate oscillates and does not converge. Too low a learning rate "
+                       "converges very slowly."),
+    "uses_question_words": ("Where do C programs begin execution?", "Execution starts in the main function.",
+                            "Programs begin execution at main."),
+    "uses_the_reference_words": ("What does a compiler do?", "It translates source code into machine code.",
+                                 "A compiler translates source code into machine code before the program runs."),
+    "formula": ("How is the weight updated in gradient descent?", "w = w - lr * gradient",
+                "w_new = w_old - lr * dL/dw, so we step against the gradient"),
+    "bullets": ("Name two ways to reduce overfitting.", "Data augmentation and dropout.",
+                "- data augmentation with flips and crops\n- dropout between the dense layers"),
+    "long_correct_list": ("Name the stages of the water cycle.", "Evaporation, condensation, precipitation.",
+                          "First the sun heats water so it evaporates from lakes and seas. Then the vapour rises, "
+                          "cools and condenses into clouds. Then it falls as precipitation: rain, snow or hail. "
+                          "Finally it collects in rivers, lakes and the ground and flows back to the sea, and "
+                          "the cycle starts again with evaporation."),
+}
+
+
+@pytest.mark.parametrize("shape", list(HONEST_SHAPES))
+def test_honest_answer_shapes_are_not_flagged(shape):
+    question, reference, answer = HONEST_SHAPES[shape]
+    spec = spec_from_dict({"id": shape, "question": question, "points": 2, "reference_answers": [reference],
+                           "expected_words": [1, 30]})
+    s = suggest(answer, spec)
+    assert s.flags == [], (shape, s.flags)
+    assert s.points >= 1, (shape, s.points, s.reasons)
+
+
+def test_a_one_word_answer_picked_from_the_question_is_kept():
+    spec = spec_from_dict({"id": "oil", "question": "Does oil sink or float on water?", "points": 1,
+                           "reference_answers": ["Oil floats on water because it is less dense."]})
+    s = suggest("Float.", spec)
+    assert "question_pasted" not in s.flags and s.points > 0
