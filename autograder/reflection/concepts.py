@@ -59,6 +59,9 @@ _DOUBLED = re.compile(r"([b-df-hj-kmnp-rtv-y])\1$")  # not ll/ss/zz, as Porter
 # credit starts at cosine 0.5 and is full at 0.85, graded in between: MiniLM puts on-topic
 # but wrong sentences around 0.6-0.7, so that range earns partial credit, not full.
 SEM_LO, SEM_HI = 0.1, 1.1
+# Misconceptions cost points, so a match by meaning must be close: credit from cosine 0.59,
+# full at 0.71 (on-topic sentences that say the opposite sit around 0.6).
+STRICT_SEM_LO, STRICT_SEM_HI = 0.45, 0.80
 # How close before a matched word a negation cue must be to negate it.
 NEGATION_WINDOW = 3
 # Least share of a phrasing's words that counts as lexical evidence.
@@ -253,9 +256,10 @@ def phrase_stems(phrasing: str, q_stems: frozenset[str]) -> set[str]:
     return kept if len(kept) * 2 >= len(full) else set()
 
 
-def _semantic_term(sim: float, novelty: float) -> float:
+def _semantic_term(sim: float, novelty: float, strict: bool = False) -> float:
     # A sentence made mostly of question words is similar to everything the question is about.
-    term = float(np.clip((sim - SEM_LO) / (SEM_HI - SEM_LO), 0.0, 1.0))
+    lo, hi = (STRICT_SEM_LO, STRICT_SEM_HI) if strict else (SEM_LO, SEM_HI)
+    term = float(np.clip((sim - lo) / (hi - lo), 0.0, 1.0))
     return term * min(1.0, novelty / 0.25)
 
 
@@ -324,10 +328,10 @@ def match_concepts(
         ).max(axis=1)
         sims = np.minimum(plain, stripped) if strict else 0.5 * (plain + stripped)
         per_unit = [float(sims[owner == i].max()) for i in range(len(units))]
-        match = _best_match(name, prepared, wanted, per_unit[: len(sentences)], negs)
+        match = _best_match(name, prepared, wanted, per_unit[: len(sentences)], negs, strict)
         if len(units) > len(sentences) and not match.negated_sentence:
             novelty = _prepare_sentence(whole, q_stems).novelty
-            term = _semantic_term(per_unit[-1], novelty)
+            term = _semantic_term(per_unit[-1], novelty, strict)
             if term > match.strength:
                 match = ConceptMatch(name, term, whole, 0.0, per_unit[-1], match.negated_sentence)
         results.append(match)
@@ -357,13 +361,13 @@ def _best_ordered(name: str, sentences: Sequence[str], phrasings: Sequence[str],
 
 def _best_match(
     name: str, prepared: list[_Sentence], phrase_stems: list[set[str]], sims: Sequence[float],
-    phrase_negs: Sequence[frozenset[str]] = (),
+    phrase_negs: Sequence[frozenset[str]] = (), strict: bool = False,
 ) -> ConceptMatch:
     best = ConceptMatch(name, 0.0, "", 0.0, 0.0)
     negated_sentence = ""
     for sent, semantic in zip(prepared, sims):
         lexical, lex_negated = _lexical(sent, phrase_stems, phrase_negs)
-        strength = max(lexical, _semantic_term(semantic, sent.novelty))
+        strength = max(lexical, _semantic_term(semantic, sent.novelty, strict))
         if lex_negated and lexical >= LEX_MIN:
             if not negated_sentence:
                 negated_sentence = sent.text

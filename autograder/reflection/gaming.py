@@ -65,6 +65,8 @@ _RETRACTION = re.compile(
     r"|\bscratch that\b|\bignore (that|the above|what i (said|wrote))\b",
     re.I,
 )
+# Auxiliaries that carry a negation ("does not need to") but no content.
+_AUX_STEMS = frozenset({"doe", "did", "do", "need", "still", "ha", "had", "got"})
 _CODE = re.compile(r"[=<>+*/^(){}\[\]]")
 _LIST_SPLIT = re.compile(r"[,;/|\n•·]+|\s+-\s+|^\s*[-*]\s*", re.M)
 
@@ -142,8 +144,11 @@ def is_keyword_list(answer: str) -> bool:
         return False
     items = [i.strip() for i in _LIST_SPLIT.split(answer)]
     items = [i for i in items if tokens(i)]
-    if any(_CODE.search(i) for i in items):
+    code = [i for i in items if _CODE.search(i)]
+    if len(code) * 3 >= len(items):
         return False
+    items = [i for i in items if i not in code]  # a formula among terms is one more term
+    words = [w for i in items for w in tokens(i)]
     n_stop = sum(w in STOP_WORDS for w in words)
     short = sum(len(tokens(i)) <= 3 for i in items)
     # Running English is ~40-50% function words; a term list has almost none.
@@ -194,26 +199,31 @@ def is_reference_copy(answer: str, references: Sequence[str], cos_to_refs: np.nd
 
 
 def has_contradiction(
-    sentences: Sequence[str], sentence_cos: np.ndarray, concept_conflicts: Sequence[str] = ()
+    sentences: Sequence[str], unit_cos: np.ndarray, concept_conflicts: Sequence[str] = (),
+    units: Sequence[tuple[int, str]] = (),
 ) -> bool:
     """The answer takes back what it said, or says one thing and then the same words negated.
 
-    Contrasting two cases ("a while loop may never run; a do-while always runs once", "too
-    high a rate oscillates, too low converges slowly") is answering: the two sentences differ
-    in more than a negation, so they do not count. concept_conflicts: names of concepts
-    matched both plainly and negated with the same words (from matching).
+    units: (sentence index, text) of the sentences and their clauses, unit_cos their cosines
+    (the sentences themselves when units is empty). A clause carries its sentence's negation
+    ("you should not freeze the backbone and train only the head"). Contrasting two cases ("a
+    while loop may never run; a do-while always runs once", "too high a rate oscillates, too
+    low converges slowly") is answering: the two differ in more than a negation, so they do not
+    count. concept_conflicts: names of concepts matched both plainly and negated (from matching).
     """
     if concept_conflicts:
         return True
     if any(_RETRACTION.search(s) for s in sentences):
         return True
+    units = list(units) or list(enumerate(sentences))
     parity = [negation_parity(s) for s in sentences]
-    stems = [set(content_stems(s)) for s in sentences]
-    for i in range(len(sentences)):
-        for j in range(i + 1, len(sentences)):
-            if parity[i] == parity[j] or sentence_cos[i, j] < CONTRADICTION_COSINE_MIN:
+    stems = [set(content_stems(text, _AUX_STEMS)) for _, text in units]
+    for i, (si, _) in enumerate(units):
+        for j in range(i + 1, len(units)):
+            sj = units[j][0]
+            if si == sj or parity[si] == parity[sj] or unit_cos[i, j] < CONTRADICTION_COSINE_MIN:
                 continue
             small, large = sorted((stems[i], stems[j]), key=len)
-            if small and len(small & large) >= CONTRADICTION_OVERLAP_MIN * len(large):
+            if len(small) >= 2 and len(small & large) >= CONTRADICTION_OVERLAP_MIN * len(large):
                 return True
     return False

@@ -21,6 +21,7 @@ from .concepts import (
     LEX_MIN,
     ConceptMatch,
     STOP_WORDS,
+    clauses,
     concept_texts,
     content_stems,
     match_concepts,
@@ -61,6 +62,9 @@ DERIVED_CRITERIA_WEIGHT = 0.5
 REF_SIM_LO, REF_SIM_HI = 0.3, 0.75
 # Below this confidence a human should look.
 REVIEW_BELOW = 0.6
+# A share this far (in grading steps) from the nearest grade is free; beyond it, confidence
+# drops steeply: half-way between two grades is a coin toss.
+BETWEEN_STEPS_FREE, BETWEEN_STEPS_WEIGHT = 0.2, 1.6
 
 
 @dataclass
@@ -175,7 +179,9 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
     conflicts = [
         m.name for m in (*criteria, *misconceptions) if m.negated_sentence and credit(m.strength) >= 0.5
     ]
-    if gaming.has_contradiction(sentences, cosine(sentence_vecs, sentence_vecs), conflicts):
+    units = [(i, u) for i, s in enumerate(sentences) for u in clauses(s)]
+    unit_vecs = vec([u for _, u in units])
+    if gaming.has_contradiction(sentences, cosine(unit_vecs, unit_vecs), conflicts, units):
         flags.append("contradiction")
     features = _features(" ".join(scored), spec, criteria, misconceptions, vec)
     return Analysis(answer, sentences, scored, criteria, misconceptions, features, flags)
@@ -519,7 +525,7 @@ def _confidence(
     between_steps = 0.0
     if cal.step > 0:
         pos = share / cal.step
-        between_steps = max(0.0, abs(pos - round(pos)) - 0.2)
+        between_steps = max(0.0, abs(pos - round(pos)) - BETWEEN_STEPS_FREE)
     confidence = (
         1.0
         - 0.6 * ambiguity
@@ -528,6 +534,6 @@ def _confidence(
         - 0.4 * max(0.0, disagreement - 0.4)
         - cal.local_error(raw)
         - neighbour_gap
-        - 1.6 * between_steps
+        - BETWEEN_STEPS_WEIGHT * between_steps
     )
     return float(np.clip(confidence, 0.0, 1.0))
