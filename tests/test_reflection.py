@@ -538,3 +538,11 @@ def test_a_one_word_answer_picked_from_the_question_is_kept():
                            "reference_answers": ["Oil floats on water because it is less dense."]})
     s = suggest("Float.", spec)
     assert "question_pasted" not in s.flags and s.points > 0
+
+
+def test_a_keyword_dump_is_flagged_but_text_in_another_language_is_not(specs):
+    dump = suggest("weight sharing local receptive field convolution kernel parameters pixels", specs["cnn"])
+    german = suggest("Die Gewichte werden an jeder Position geteilt und jedes Neuron sieht nur einen kleinen "
+                     "Ausschnitt des Bildes.", specs["cnn"])
+    assert "keyword_list" in dump.flags and dump.needs_review
+    assert "keyword_list" not in german.flags

@@ -133,11 +133,13 @@ def is_question_pasted(
     return pasted * 2 >= sum(words)
 
 
-def is_keyword_list(answer: str) -> bool:
+def is_keyword_list(answer: str, topic_stems: frozenset[str] = frozenset()) -> bool:
     """Terms without sentences: 'weight sharing, local receptive field, pooling, ...'.
 
-    Formulas and pseudo-code (items with symbols) and running text in another language (no
-    list separators) are not term lists.
+    Formulas and pseudo-code (items with symbols) are not term lists. Words without separators
+    and without function words count only when they are mostly the item's own terms
+    (topic_stems: of the question, references and criteria): running text in another language
+    has no English function words either, but does not repeat the English terms.
     """
     words = tokens(answer)
     if len(words) < 2:
@@ -154,7 +156,11 @@ def is_keyword_list(answer: str) -> bool:
     # Running English is ~40-50% function words; a term list has almost none.
     if len(items) >= 3 and short >= 0.75 * len(items) and n_stop < 0.3 * len(words):
         return True
-    return len(items) >= 2 and all(len(tokens(i)) <= 2 for i in items) and n_stop == 0
+    if len(items) >= 2 and all(len(tokens(i)) <= 2 for i in items) and n_stop == 0:
+        return True
+    stems = content_stems(" ".join(items))
+    on_topic = sum(s in topic_stems for s in stems)
+    return len(words) >= 6 and n_stop < 0.12 * len(words) and on_topic >= 0.5 * max(1, len(stems))
 
 
 def is_padding(

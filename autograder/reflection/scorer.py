@@ -65,6 +65,8 @@ REVIEW_BELOW = 0.6
 # A share this far (in grading steps) from the nearest grade is free; beyond it, confidence
 # drops steeply: half-way between two grades is a coin toss.
 BETWEEN_STEPS_FREE, BETWEEN_STEPS_WEIGHT = 0.2, 1.6
+# Confidence lost for criteria half-met, and for criteria met only by meaning.
+AMBIGUITY_WEIGHT, MEANING_WEIGHT = 0.4, 0.15
 
 
 @dataclass
@@ -191,9 +193,9 @@ def _flags(answer, sentences, restating, spec, vec, sentence_vecs) -> list[str]:
     flags = []
     if gaming.is_question_pasted(answer, spec.question, sentences, restating):
         flags.append("question_pasted")
-    if gaming.is_keyword_list(answer):
-        flags.append("keyword_list")
     topic = [spec.question, *spec.reference_answers, *(p for c in spec.criteria for p in c.phrasings)]
+    if gaming.is_keyword_list(answer, frozenset(content_stems(" ".join(topic)))):
+        flags.append("keyword_list")
     relevance = cosine(sentence_vecs, vec(topic)).max(axis=1)
     if gaming.is_padding(sentences, spec.expected_words, relevance):
         flags.append("padding")
@@ -528,8 +530,8 @@ def _confidence(
         between_steps = max(0.0, abs(pos - round(pos)) - BETWEEN_STEPS_FREE)
     confidence = (
         1.0
-        - 0.6 * ambiguity
-        - 0.3 * by_meaning
+        - AMBIGUITY_WEIGHT * ambiguity
+        - MEANING_WEIGHT * by_meaning
         - 0.4 * mixed
         - 0.4 * max(0.0, disagreement - 0.4)
         - cal.local_error(raw)
