@@ -372,8 +372,8 @@ def suggested_shares(d: SplitData, calibration, embedder) -> tuple[np.ndarray, l
     return np.array([s.points / s.max_points for s in suggestions]), suggestions
 
 
-def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[Counter, Counter, list]:
-    total, passed, failures = Counter(), Counter(), []
+def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[Counter, Counter, Counter, list]:
+    total, passed, low, failures = Counter(), Counter(), Counter(), []
     for split, questions in test.items():
         for q in questions:
             spec = spec_for(q, ref_only=True)
@@ -383,9 +383,10 @@ def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[
                 ok = s.needs_review or s.points < 0.5 * s.max_points
                 total[kind_key] += 1
                 passed[kind_key] += ok
+                low[kind_key] += s.points < 0.5 * s.max_points
                 if not ok:
                     failures.append((split, q.id, kind, text[:80], s.points, s.confidence))
-    return total, passed, failures
+    return total, passed, low, failures
 
 
 # ---------------------------------------------------------------- few-shot
@@ -569,10 +570,10 @@ def main() -> int:
     print(f"  all test answers            r {out['r_3way']:.3f}   RMSE {out['rmse_3way']:.3f} "
           f"(the label mean would give RMSE {np.std(labels):.3f})")
 
-    s_total, s_passed, failures = run_stress({s: data[s] for s in SPLIT_NAMES}, calibration, embedder)
-    print("\nStress sets (below half points, or routed to review)")
+    s_total, s_passed, s_low, failures = run_stress({s: data[s] for s in SPLIT_NAMES}, calibration, embedder)
+    print("\nStress sets: passed (below half points, or routed to review) / total; below half points")
     for kind in s_total:
-        print(f"  {kind:<28} {s_passed[kind]:5d} / {s_total[kind]:5d}")
+        print(f"  {kind:<28} {s_passed[kind]:5d} / {s_total[kind]:5d}   {s_low[kind]:5d} below half")
     for f in failures[:12]:
         print("    failed:", f)
     out["stress_passed"] = int(sum(s_passed.values()))
