@@ -114,6 +114,12 @@ def question_sentences(
     return out
 
 
+def restates_question(answer: str, question: str) -> bool:
+    """The whole answer adds (almost) no word to the question and covers much of it."""
+    novelty, coverage = _novelty_and_coverage(answer, question_stems(question))
+    return novelty <= QUESTION_NOVELTY_MAX and coverage >= QUESTION_COVERAGE_MIN
+
+
 def is_question_pasted(
     answer: str, question: str, sentences: Sequence[str], restating: Sequence[int]
 ) -> bool:
@@ -123,8 +129,7 @@ def is_question_pasted(
     an answer that is mostly the question is not. Checked per sentence and on the whole
     answer (a pasted multi-sentence question has no single sentence covering it).
     """
-    novelty, coverage = _novelty_and_coverage(answer, question_stems(question))
-    if novelty <= QUESTION_NOVELTY_MAX and coverage >= QUESTION_COVERAGE_MIN:
+    if restates_question(answer, question):
         return True
     if not restating:
         return False

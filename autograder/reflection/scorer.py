@@ -168,7 +168,8 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
         sentences, spec.question, cosine(sentence_vecs, vec([spec.question]))[:, 0]
     )
     # Restating the question before answering earns nothing but costs nothing; an answer
-    # that only restates it is scored as it is (question words earn little) and flagged.
+    # that only restates it is analysed as it is, flagged, and has no evidence (raw 0): its
+    # likeness to a reference that restates the question is the question's, not the student's.
     scored = [s for i, s in enumerate(sentences) if i not in restating] or sentences
     flags = _flags(answer, sentences, restating, spec, vec, sentence_vecs)
     criteria = match_concepts(
@@ -186,6 +187,9 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
     if gaming.has_contradiction(sentences, cosine(unit_vecs, unit_vecs), conflicts, units):
         flags.append("contradiction")
     features = _features(" ".join(scored), spec, criteria, misconceptions, vec)
+    features["restated_only"] = float(
+        len(restating) == len(sentences) or gaming.restates_question(answer, spec.question)
+    )
     return Analysis(answer, sentences, scored, criteria, misconceptions, features, flags)
 
 
@@ -304,6 +308,8 @@ def reference_term(features: dict[str, float]) -> float:
 
 def raw_score(features: dict[str, float]) -> float:
     """Default evidence combination, 0..1 (before calibration and flag caps)."""
+    if features.get("restated_only"):
+        return 0.0
     w = features.get("criteria_weight", CRITERIA_WEIGHT)
     # Similarity to the reference does not see a "not": where the answer denies a criterion in
     # its words, the reference's share of that criterion does not count.
