@@ -2,7 +2,7 @@
 the real reflection scorer (the offline MiniLM model). tests/test_reflection.py covers the engine on
 its own small specs; these tests are about this assignment's criteria working on realistic answers:
 the reference verifies, hand-written good/partial/wrong answers come out in that order, gaming of
-these questions is flagged and capped, and copied answers between students are found in pairs."""
+these questions is flagged and routed to review, and copied answers between students are found in pairs."""
 
 from __future__ import annotations
 
