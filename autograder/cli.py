@@ -222,9 +222,19 @@ def cmd_calibrate(args) -> int:
     course = _course(args)
     name = course.check_assignment(args.assignment)
     rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
-    for part_id, n in calibrate(course, rubric).items():
-        state = "fitted" if n >= MIN_GRADED else f"kept as it was (needs at least {MIN_GRADED})"
-        _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration {state}")
+    from .reflection import CalibrationError
+    from .reflection.calibration import PER_ITEM_MIN
+
+    try:
+        counts = calibrate(course, rubric)
+    except CalibrationError as exc:
+        _log(f"calibration not fitted: {exc}")
+        return 1
+    enough = sum(counts.values()) >= MIN_GRADED
+    for part_id, n in counts.items():
+        state = (("its own curve" if n >= PER_ITEM_MIN else "the assignment's pooled curve") if enough
+                 else f"kept as it was (needs at least {MIN_GRADED} graded answers in the assignment)")
+        _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration: {state}")
     _log(f"calibrations: {calibration_path(rubric)}")
     return 0
 

@@ -1,10 +1,12 @@
 """Agreement of the reflection scorer with human labels on SemEval-2013 Task 7 (SciEntsBank, 2-way).
 
-Not a test: run it by hand, `python benchmarks/reflection_agreement.py` from the repo root.
+Not a test: run it by hand, `python benchmarks/reflection_agreement.py` from the repo root
+(`--subset 20` for a quick look at 20 questions per split).
 
 The data (CC BY-SA 3.0, Dzikovska et al. 2013, "SemEval-2013 Task 7: The Joint Student Response
 Analysis and 8th Recognizing Textual Entailment Challenge") is read in place from
-`../shared/data/semeval2013-task7/semeval-3way.zip`; nothing of it is copied or written out.
+`<repo>/../shared/data/semeval2013-task7/semeval-3way.zip` (the folder beside the checkout;
+AUTOGRADER_SEMEVAL_ZIP or --zip override); nothing of it is copied or written out.
 
 1. Every answer goes through the scoring engine (`scorer.analyze`), which yields its features
    (similarities to the reference, concept and word overlap, length, ...) and gaming flags.
@@ -16,6 +18,20 @@ Analysis and 8th Recognizing Textual Entailment Challenge") is read in place fro
    does in the course.
 3. A gaming suite built from the test questions counts gamed answers that would pass
    (classified correct) without a review flag.
+4. Reference-only mode: the same with items that have no criteria, only the reference answer
+   (the engine derives criteria from it), as an instructor in a hurry writes them.
+5. False flags: the share of answers labelled correct (SciEntsBank and Beetle test splits)
+   that get any flag, per flag.
+6. The suggestions themselves, with default settings and one course calibration fitted from
+   the training split's (raw score, label) pairs: Pearson r and RMSE of the suggested share
+   against the 3-way labels as 1/0/0, and stress sets built from the test items (another
+   question's correct answer, placeholders, the question pasted, a keyword list of the
+   reference, the reference negated, the reference padded with off-topic text), each of which
+   must stay below half points unless routed to review.
+7. Few-shot mode, the instructor's workflow: k graded answers per test item (k=10) are its
+   only references and its calibration (fit_course over the items); the rest are suggested.
+   Share of suggestions equal to the label and not routed, share off by half or more and not
+   routed, RMSE, against suggesting the mean of the k grades.
 
 The last line printed is one line of JSON with the headline figures.
 """
@@ -24,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -40,23 +57,37 @@ sys.path.insert(0, str(REPO))
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
+from scipy.stats import pearsonr  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import SplineTransformer, StandardScaler  # noqa: E402
 
-from autograder.reflection.calibration import exemplar_features  # noqa: E402
-from autograder.reflection.concepts import content_stems, tokens  # noqa: E402
+from autograder.reflection.calibration import (  # noqa: E402
+    exemplar_features,
+    fit_course,
+    fit_pairs,
+)
+from autograder.reflection.concepts import content_stems, split_sentences, tokens  # noqa: E402
+from autograder.reflection.gaming import COPY_MIN_WORDS  # noqa: E402
 from autograder.reflection.embedding import embed  # noqa: E402
 from autograder.reflection.scorer import (  # noqa: E402
     FEATURE_NAMES,
     analysis_texts,
     analyze,
     raw_score,
+    suggestion_for,
 )
 from autograder.reflection.spec import Criterion, ReflectionSpec  # noqa: E402
 
-DEFAULT_ZIP = REPO.parent / "shared" / "data" / "semeval2013-task7" / "semeval-3way.zip"
+DEFAULT_ZIP = Path(
+    os.environ.get("AUTOGRADER_SEMEVAL_ZIP")
+    or REPO.parent / "shared" / "data" / "semeval2013-task7" / "semeval-3way.zip"
+)
+BEETLE = {
+    "beetle_ua": "test/2way/beetle/test-unseen-answers/",
+    "beetle_uq": "test/2way/beetle/test-unseen-questions/",
+}
 SPLITS = {
     "train": "training/2way/sciEntsBank/",
     "ua": "test/2way/sciEntsBank/test-unseen-answers/",
@@ -93,24 +124,35 @@ def load_split(zf: zipfile.ZipFile, prefix: str) -> list[Question]:
     return questions
 
 
-def spec_for(q: Question) -> ReflectionSpec:
-    """A one-point item whose single criterion is the reference answer itself."""
-    ref_words = max(len(tokens(r)) for r in q.references)
+def spec_for(q: Question, ref_only: bool = False, references: list[str] | None = None) -> ReflectionSpec:
+    """A one-point item whose single criterion is the reference answer itself, or (ref_only)
+    without criteria, as a reference-only item (the engine derives them)."""
+    refs = tuple(references or q.references)
+    ref_words = max(len(tokens(r)) for r in refs)
     return ReflectionSpec(
         id=q.id,
         question=q.text,
         points=1.0,
-        reference_answers=tuple(q.references),
-        criteria=(Criterion("reference", 1.0, tuple(q.references)),),
+        reference_answers=refs,
+        criteria=() if ref_only else (Criterion("reference", 1.0, refs),),
         expected_words=(1, max(30, 3 * ref_words)),
     )
 
 
 class CachedEmbedder:
-    """Embeds each distinct text once; everything stays in memory."""
+    """Embeds each distinct text once; kept in memory, and in `cache` (outside the repo) if given."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: Path | None = None) -> None:
         self.table: dict[str, np.ndarray] = {}
+        self.cache = cache
+        if cache and cache.is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                self.table = dict(zip(z["texts"].tolist(), z["vecs"]))
+
+    def save(self) -> None:
+        if self.cache and self.table:
+            texts = list(self.table)
+            np.savez(self.cache, texts=np.array(texts), vecs=np.stack([self.table[t] for t in texts]))
 
     def prefetch(self, texts: list[str]) -> None:
         missing = [t for t in dict.fromkeys(texts) if t not in self.table]
@@ -151,8 +193,12 @@ def tune_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def engine_features(answer: str, spec: ReflectionSpec, embedder: CachedEmbedder) -> tuple[list[float], list[str]]:
     analysis = analyze(answer, spec, embedder)
+    return feature_row(analysis), analysis.flags
+
+
+def feature_row(analysis) -> list[float]:
     f = analysis.features
-    return [*(f[n] for n in FEATURE_NAMES), raw_score(f)], analysis.flags
+    return [*(f[n] for n in FEATURE_NAMES), raw_score(f)]
 
 
 def exemplar_row(answer: str, pool: list[tuple[str, str, bool]], skip_id: str | None, embedder) -> list[float]:
@@ -173,24 +219,30 @@ class SplitData:
     groups: list[str]
     baseline: np.ndarray
     flags: list[list[str]]
+    analyses: list  # (question, spec, answer id, text, label, Analysis)
 
 
-def featurize(questions: list[Question], embedder: CachedEmbedder, exemplar_pool: dict | None, loo: bool) -> SplitData:
-    rows, ex_rows, y, groups, base, flags = [], [], [], [], [], []
+def featurize(
+    questions: list[Question], embedder: CachedEmbedder, exemplar_pool: dict | None, loo: bool,
+    ref_only: bool = False,
+) -> SplitData:
+    rows, ex_rows, y, groups, base, flags, analyses = [], [], [], [], [], [], []
     for q in questions:
-        spec = spec_for(q)
+        spec = spec_for(q, ref_only)
         pool = exemplar_pool.get(q.id) if exemplar_pool is not None else None
         for aid, text, ok in q.answers:
-            row, fl = engine_features(text, spec, embedder)
-            rows.append(row)
-            flags.append(fl)
+            analysis = analyze(text, spec, embedder)
+            rows.append(feature_row(analysis))
+            flags.append(analysis.flags)
+            analyses.append((q, spec, aid, text, ok, analysis))
             if pool is not None:
                 ex_rows.append(exemplar_row(text, pool, aid if loo else None, embedder))
             y.append(ok)
             groups.append(q.id)
             base.append(baseline_recall(text, q))
     return SplitData(
-        np.array(rows), np.array(ex_rows) if ex_rows else None, np.array(y), groups, np.array(base), flags
+        np.array(rows), np.array(ex_rows) if ex_rows else None, np.array(y), groups, np.array(base), flags,
+        analyses,
     )
 
 
@@ -262,8 +314,122 @@ def run_gaming(test: dict[str, list[Question]], models: dict, embedder: CachedEm
                 total[kind] += 1
                 flagged[kind] += bool(flags)
                 predicted_correct[kind] += bool(correct)
-                passed[kind] += bool(correct and not flags)
+                # a short hidden reference is what a student who learned the course writes
+                honest = kind == "reference_copy" and len(tokens(text)) < COPY_MIN_WORDS
+                passed[kind] += bool(correct and not flags and not honest)
     return total, flagged, predicted_correct, passed
+
+
+# ---------------------------------------------------------------- suggestions, stress sets
+
+PLACEHOLDERS = ("NO ANSWER", "idk", "-", "see above")
+_OFF_TOPIC = [
+    "My favourite food is pizza and I like to eat it on Fridays with my family.",
+    "The football team from our town won the match last weekend after a long season.",
+    "Yesterday it rained a lot so we stayed inside and played board games all afternoon.",
+    "My cousin has a new bicycle that is red and has twelve gears and a bell.",
+]
+
+
+def module(q: Question) -> str:
+    return q.id.split("_")[0]
+
+
+def stress_answers(q: Question, others: list[Question]) -> dict[str, str]:
+    """Answers that deserve less than half points, built from the item and its split."""
+    ref = q.references[0]
+    keywords = list(dict.fromkeys(w for w in tokens(ref) if content_stems(w)))
+    padded, i = ref, 0
+    while len(tokens(padded)) <= 3 * len(tokens(ref)) + 20:
+        padded += " " + _OFF_TOPIC[i % len(_OFF_TOPIC)]
+        i += 1
+    # another question's correct answer: the next question of another module (another topic)
+    start = others.index(q)
+    other = next(
+        (o for o in others[start + 1 :] + others[:start] if module(o) != module(q)),
+        others[(start + 1) % len(others)],
+    )
+    other_answer = next((t for _, t, ok in other.answers if ok and t), other.references[0])
+    out = {f"placeholder {p!r}": p for p in PLACEHOLDERS}
+    out.update({
+        "other_question_correct": other_answer,
+        "question_pasted": q.text,
+        "keyword_list": ", ".join(keywords),
+        "reference_negated": " ".join(negate(sentence) for sentence in split_sentences(ref)),
+        "reference_padded_off_topic": padded,
+    })
+    return out
+
+
+def course_calibration(train: SplitData):
+    """One course curve from the training split's (raw score, label) pairs (reference-only items)."""
+    pairs = [(row[-1], float(y)) for row, y in zip(train.X, train.y)]
+    return fit_pairs(pairs, "")
+
+
+def suggested_shares(d: SplitData, calibration, embedder) -> tuple[np.ndarray, list]:
+    suggestions = [suggestion_for(a, spec, calibration, embedder) for _, spec, _, _, _, a in d.analyses]
+    return np.array([s.points / s.max_points for s in suggestions]), suggestions
+
+
+def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[Counter, Counter, Counter, list]:
+    total, passed, low, failures = Counter(), Counter(), Counter(), []
+    for split, questions in test.items():
+        for q in questions:
+            spec = spec_for(q, ref_only=True)
+            for kind, text in stress_answers(q, questions).items():
+                kind_key = kind.split(" ")[0]
+                s = suggestion_for(analyze(text, spec, embedder), spec, calibration, embedder)
+                ok = s.needs_review or s.points < 0.5 * s.max_points
+                total[kind_key] += 1
+                passed[kind_key] += ok
+                low[kind_key] += s.points < 0.5 * s.max_points
+                if not ok:
+                    failures.append((split, q.id, kind, text[:80], s.points, s.confidence))
+    return total, passed, low, failures
+
+
+# ---------------------------------------------------------------- few-shot
+
+
+def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict[str, float]:
+    """k graded answers per item as its only references and calibration; suggest the rest."""
+    rng = np.random.default_rng(seed)
+    items, held = [], []
+    for q in questions:
+        if len(q.answers) < k + 5:
+            continue
+        order = rng.permutation(len(q.answers))
+        graded = [q.answers[i] for i in order[:k]]
+        rest = [q.answers[i] for i in order[k:]]
+        correct = [t for _, t, ok in graded if ok and t.strip()]
+        spec = spec_for(q, ref_only=True, references=correct or None)
+        items.append((spec, [(t, float(ok)) for _, t, ok in graded]))
+        held.append((spec, rest, np.mean([ok for _, _, ok in graded])))
+    embedder.prefetch([t for spec, graded in items for a, _ in graded for t in analysis_texts(a, spec)])
+    calibrations = fit_course(items, embedder)
+    points, labels, routed, means = [], [], [], []
+    for spec, rest, mean_k in held:
+        cal = calibrations[spec.id]
+        embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, spec)] + [a for a, _ in cal.exemplars])
+        for _, text, ok in rest:
+            s = suggestion_for(analyze(text, spec, embedder), spec, cal, embedder)
+            points.append(s.points)
+            labels.append(float(ok))
+            routed.append(s.needs_review)
+            means.append(mean_k)
+    points, labels, routed, means = map(np.array, (points, labels, routed, means))
+    exact = (np.abs(points - labels) < 1e-9) & ~routed
+    off = (np.abs(points - labels) >= 0.5) & ~routed
+    return {
+        "items": len(items),
+        "answers": len(labels),
+        "exact_unrouted": float(exact.mean()),
+        "off_half_unrouted": float(off.mean()),
+        "routed": float(routed.mean()),
+        "rmse": float(np.sqrt(np.mean((points - labels) ** 2))),
+        "mean_rmse": float(np.sqrt(np.mean((means - labels) ** 2))),
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -276,9 +442,11 @@ def prefetch(embedder: CachedEmbedder, data: dict[str, list[Question]]) -> None:
             spec = spec_for(q)
             answers = [a for _, a, _ in q.answers]
             if split in SPLIT_NAMES:
-                answers += list(gamed_answers(q).values())
+                answers += list(gamed_answers(q).values()) + list(stress_answers(q, questions).values())
             for a in answers:
                 texts += analysis_texts(a, spec)
+                if split in SPLIT_NAMES:
+                    texts += analysis_texts(a, spec_for(q, ref_only=True))
     embedder.prefetch(texts)
 
 
@@ -288,60 +456,146 @@ def report(name: str, y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return acc, f1
 
 
+def load(zf: zipfile.ZipFile, prefixes: dict[str, str], subset: int | None) -> dict[str, list[Question]]:
+    data = {split: load_split(zf, prefix) for split, prefix in prefixes.items()}
+    if subset:
+        data = {split: qs[:: max(1, len(qs) // subset)][:subset] for split, qs in data.items()}
+    return data
+
+
+def three_way_labels(zf: zipfile.ZipFile, split: str) -> dict[str, str]:
+    prefix = SPLITS[split].replace("/2way/", "/3way/")
+    out = {}
+    for name in (n for n in zf.namelist() if n.startswith(prefix) and n.endswith(".xml")):
+        for a in ET.fromstring(zf.read(name)).find("studentAnswers"):
+            out[a.get("id")] = a.get("accuracy")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="path of semeval-3way.zip")
+    parser.add_argument("--cache", type=Path, help="embedding cache file (.npz), outside the repo")
+    parser.add_argument("--subset", type=int, help="only this many questions per split (quick look)")
+    parser.add_argument("--k", type=int, default=10, help="graded answers per item in the few-shot mode")
     args = parser.parse_args()
     if not args.zip.is_file():
         print(f"SemEval-2013 Task 7 data not found at {args.zip}; skipping the benchmark.")
         return 0
     t0 = time.time()
     with zipfile.ZipFile(args.zip) as zf:
-        data = {split: load_split(zf, prefix) for split, prefix in SPLITS.items()}
-    for split, qs in data.items():
+        data = load(zf, SPLITS, args.subset)
+        beetle = load(zf, BEETLE, args.subset)
+        labels3 = {s: three_way_labels(zf, s) for s in SPLIT_NAMES}
+    for split, qs in {**data, **beetle}.items():
         n = sum(len(q.answers) for q in qs)
         share = np.mean([ok for q in qs for _, _, ok in q.answers])
-        print(f"{split:>5}: {len(qs):4d} questions, {n:5d} answers, {share:.0%} correct")
+        print(f"{split:>9}: {len(qs):4d} questions, {n:5d} answers, {share:.0%} correct")
 
-    embedder = CachedEmbedder()
-    prefetch(embedder, data)
+    embedder = CachedEmbedder(args.cache)
+    prefetch(embedder, {**data, **beetle})
+    embedder.save()
     print(f"embedded {len(embedder.table)} distinct texts in {time.time() - t0:.0f} s")
 
     pool = {q.id: q.answers for q in data["train"]}
-    train = featurize(data["train"], embedder, pool, loo=True)
-    tests = {s: featurize(data[s], embedder, pool if s == "ua" else None, loo=False) for s in SPLIT_NAMES}
-
-    base_threshold = tune_threshold(train.baseline, train.y)
-    model, threshold = fit_model(train.X, train.y, train.groups)
-    X_ex = np.hstack([train.X, train.X_ex])
-    model_ex, threshold_ex = fit_model(X_ex, train.y, train.groups)
-
     out: dict[str, float | int] = {}
-    print(f"\nAgreement with the human 2-way labels (threshold tuned on training; baseline recall >= {base_threshold:.2f})")
-    for split, name in SPLIT_NAMES.items():
-        d = tests[split]
-        print(f"  test-{name.replace(' ', '-')} ({len(d.y)} answers)")
-        _, base_f1 = report("baseline: reference-word recall", d.y, d.baseline >= base_threshold)
-        _, f1 = report("scorer features (additive logit)", d.y, model.predict_proba(d.X)[:, 1] >= threshold)
-        out[f"{split}_f1"] = round(f1, 3)
-        out[f"baseline_{split}_f1"] = round(base_f1, 3)
-        if split == "ua":
-            pred = model_ex.predict_proba(np.hstack([d.X, d.X_ex]))[:, 1] >= threshold_ex
-            _, f1_ex = report("  + graded training answers", d.y, pred)
-            out["ua_f1"] = round(f1_ex, 3)
-        flagged = Counter(f for fl in d.flags for f in fl)
-        any_flag = np.mean([bool(fl) for fl in d.flags])
-        print(f"    honest answers sent to review by a flag: {any_flag:.1%} {dict(flagged)}")
+    models = {}
+    for mode in ("criteria", "ref_only"):
+        ref_only = mode == "ref_only"
+        prefix = "ref_only_" if ref_only else ""
+        train = featurize(data["train"], embedder, pool, loo=True, ref_only=ref_only)
+        tests = {
+            s: featurize(data[s], embedder, pool if s == "ua" and not ref_only else None, loo=False, ref_only=ref_only)
+            for s in SPLIT_NAMES
+        }
+        base_threshold = tune_threshold(train.baseline, train.y)
+        model, threshold = fit_model(train.X, train.y, train.groups)
+        if not ref_only:
+            model_ex, threshold_ex = fit_model(np.hstack([train.X, train.X_ex]), train.y, train.groups)
+            models = {"ua": (model_ex, threshold_ex, True), "uq": (model, threshold, False), "ud": (model, threshold, False)}
+        else:  # the suggestions below are measured as the hold-outs were: reference answers only
+            kept_train, kept_tests = train, tests
+        title = "reference answers only, criteria derived" if ref_only else "the reference as the criterion"
+        print(f"\nAgreement with the human 2-way labels, {title} "
+              f"(threshold tuned on training; baseline recall >= {base_threshold:.2f})")
+        for split, name in SPLIT_NAMES.items():
+            d = tests[split]
+            print(f"  test-{name.replace(' ', '-')} ({len(d.y)} answers)")
+            _, f1 = report("scorer features (additive logit)", d.y, model.predict_proba(d.X)[:, 1] >= threshold)
+            out[f"{prefix}{split}_f1"] = round(f1, 3)
+            if not ref_only:
+                _, base_f1 = report("baseline: reference-word recall", d.y, d.baseline >= base_threshold)
+                out[f"baseline_{split}_f1"] = round(base_f1, 3)
+            if split == "ua" and not ref_only:
+                pred = model_ex.predict_proba(np.hstack([d.X, d.X_ex]))[:, 1] >= threshold_ex
+                _, f1_ex = report("  + graded training answers", d.y, pred)
+                out["ua_f1"] = round(f1_ex, 3)
 
-    models = {"ua": (model_ex, threshold_ex, True), "uq": (model, threshold, False), "ud": (model, threshold, False)}
+    # false flags: honest (correct-labelled) answers that get any flag
+    honest = [fl for d in kept_tests.values() for fl, ok in zip(d.flags, d.y) if ok]
+    beetle_honest = [
+        analyze(t, spec_for(q, ref_only=True), embedder).flags for qs in beetle.values() for q in qs for _, t, ok in q.answers if ok
+    ]
+    all_honest = honest + beetle_honest
+    out["false_flag_rate"] = round(float(np.mean([bool(f) for f in all_honest])), 4)
+    print(f"\nFalse flags on answers labelled correct: {out['false_flag_rate']:.1%} of {len(all_honest)}")
+    for name, flags in (("SciEntsBank", honest), ("Beetle", beetle_honest)):
+        per = Counter(f for fl in flags for f in fl)
+        print(f"  {name:<12} {np.mean([bool(f) for f in flags]):.1%} of {len(flags)}  {dict(per)}")
+
     total, flagged, predicted, passed = run_gaming({s: data[s] for s in SPLIT_NAMES}, models, embedder, pool)
-    print("\nGaming suite (answers built from the test questions)")
+    print("\nGaming suite (answers built from the test questions; a copy of a reference shorter than "
+          f"{COPY_MIN_WORDS} words is not counted as passing: students write such sentences themselves)")
     print(f"  {'form':<28} {'answers':>7} {'flagged':>8} {'classed correct':>16} {'passed unflagged':>17}")
     for kind in total:
         print(f"  {kind:<28} {total[kind]:7d} {flagged[kind]:8d} {predicted[kind]:16d} {passed[kind]:17d}")
     out["gamed_passed"] = int(sum(passed.values()))
+
+    # suggestions with default settings and one course calibration from the training labels
+    calibration = course_calibration(kept_train)
+    print("\nSuggested share against the 3-way labels (correct 1, contradictory 0, incorrect 0), reference-only "
+          f"items, course calibration from {calibration.n_graded} training answers")
+    shares, labels = [], []
+    for split, name in SPLIT_NAMES.items():
+        d = kept_tests[split]
+        sh, _ = suggested_shares(d, calibration, embedder)
+        y3 = np.array([labels3[split].get(aid) == "correct" for _, _, aid, _, _, _ in d.analyses], float)
+        r = pearsonr(sh, y3)[0]
+        print(f"  test-{name.replace(' ', '-'):<22} r {r:.3f}   RMSE {np.sqrt(np.mean((sh - y3) ** 2)):.3f}")
+        shares += sh.tolist()
+        labels += y3.tolist()
+    shares, labels = np.array(shares), np.array(labels)
+    out["r_3way"] = round(float(pearsonr(shares, labels)[0]), 3)
+    out["rmse_3way"] = round(float(np.sqrt(np.mean((shares - labels) ** 2))), 3)
+    print(f"  all test answers            r {out['r_3way']:.3f}   RMSE {out['rmse_3way']:.3f} "
+          f"(the label mean would give RMSE {np.std(labels):.3f})")
+
+    s_total, s_passed, s_low, failures = run_stress({s: data[s] for s in SPLIT_NAMES}, calibration, embedder)
+    print("\nStress sets: passed (below half points, or routed to review) / total; below half points")
+    for kind in s_total:
+        print(f"  {kind:<28} {s_passed[kind]:5d} / {s_total[kind]:5d}   {s_low[kind]:5d} below half")
+    for f in failures[:12]:
+        print("    failed:", f)
+    out["stress_passed"] = int(sum(s_passed.values()))
+    out["stress_total"] = int(sum(s_total.values()))
+
+    fs = few_shot(data["uq"] + data["ud"], args.k, embedder)
+    print(f"\nFew-shot, k={args.k} graded answers per item as its references and calibration "
+          f"({fs['items']} items, {fs['answers']} answers suggested)")
+    print(f"  equal to the label and not routed {fs['exact_unrouted']:.1%}; off by half or more and not routed "
+          f"{fs['off_half_unrouted']:.1%}; routed {fs['routed']:.1%}")
+    print(f"  RMSE {fs['rmse']:.3f} (mean of the k grades: {fs['mean_rmse']:.3f})")
+    out[f"fewshot_k{args.k}_exact_unrouted"] = round(fs["exact_unrouted"], 3)
+    out[f"fewshot_k{args.k}_rmse"] = round(fs["rmse"], 3)
+    out[f"fewshot_k{args.k}_mean_rmse"] = round(fs["mean_rmse"], 3)
+    out[f"fewshot_k{args.k}_off_half_unrouted"] = round(fs["off_half_unrouted"], 3)
+    embedder.save()
+
     print(f"\nscorer F1 uses the exemplar model on unseen answers; total time {time.time() - t0:.0f} s")
-    print(json.dumps({k: out[k] for k in ("ua_f1", "uq_f1", "ud_f1", "baseline_ua_f1", "baseline_uq_f1", "baseline_ud_f1", "gamed_passed")}))
+    keys = ("ua_f1", "uq_f1", "ud_f1", "baseline_ua_f1", "baseline_uq_f1", "baseline_ud_f1", "gamed_passed",
+            "ref_only_ua_f1", "ref_only_uq_f1", "ref_only_ud_f1", "false_flag_rate", "stress_passed",
+            "stress_total", "r_3way", "rmse_3way")
+    print(json.dumps({**{k: out[k] for k in keys}, **{k: v for k, v in out.items() if k.startswith("fewshot")}}))
     return 0
 
 

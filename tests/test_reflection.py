@@ -14,6 +14,8 @@ from autograder.reflection import (
     CalibrationError,
     SpecError,
     fit_calibration,
+    fit_course,
+    fit_pairs,
     near_duplicates,
     spec_from_dict,
     suggest,
@@ -202,10 +204,14 @@ def test_misconception_costs_points_and_is_explained(honest):
     assert any(r.startswith("misconception pooling_learns") for r in wrong.reasons)
 
 
-def test_empty_answer_is_flagged(honest):
+def test_empty_and_placeholder_answers_are_zero_without_review(honest, specs):
+    """Nothing to read is 0 and needs no human (issue 19: a review of an empty cell wastes a look)."""
     for key in SPECS:
         empty = honest[key]["empty"]
-        assert empty.points == 0 and empty.flags == ["empty"] and empty.needs_review
+        assert empty.points == 0 and empty.flags == ["empty"] and not empty.needs_review
+    placeholders = ["NO ANSWER", "idk", "-", "see above", "I don't know.", "?", "N/A"]
+    for s in suggest_many(dict(enumerate(placeholders)), specs["cnn"]).values():
+        assert s.points == 0 and s.flags == ["empty"] and not s.needs_review
 
 
 def test_question_words_are_not_evidence(specs):
@@ -245,23 +251,31 @@ EXPECTED_FLAG = {
 
 
 @pytest.mark.parametrize("key", ["cnn", "overfit"])
-def test_gaming_is_flagged_and_never_pays(specs, honest, key):
+def test_gaming_is_flagged_and_sent_to_a_human(specs, honest, key):
+    """Every gaming form is flagged and routed to review. Issue 19: a flag no longer cuts the
+    evidence-based points (honest answers trip the detectors too); only the empty answer, which
+    is certain, is set to 0 (and needs no review). A pasted question has no evidence, so no points."""
     spec = specs[key]
     gamed = suggest_many(_gamed(key, spec), spec)
     partial_points = honest[key]["partial"].points
     for form, s in gamed.items():
         assert EXPECTED_FLAG[form] in s.flags, (form, s.flags)
-        assert s.needs_review, form
-        assert s.points <= partial_points, (form, s.points, partial_points)
+        assert s.needs_review == (form != "empty"), form
         assert any(r.startswith(f"flag {EXPECTED_FLAG[form]}") for r in s.reasons)
+        assert s.points == round(s.share_before_caps * s.max_points * 4) / 4 or form == "empty", form
+    assert gamed["empty"].points == 0
+    assert gamed["question_pasted"].points <= partial_points
+    assert gamed["question_pasted"].points <= 0.25 * spec.points
 
 
-def test_contradicting_a_criterion_is_flagged(specs):
+def test_contradicting_a_criterion_is_flagged(specs, honest):
     answer = (ANSWERS["cnn"]["good"] + " But the weights are not shared, every position has its own "
               "separate filter weights.")
     s = suggest(answer, specs["cnn"])
     assert "contradiction" in s.flags and s.needs_review
-    assert s.points <= 1
+    # the criterion said both ways is mixed evidence: it earns less than when said once
+    assert s.points < honest["cnn"]["good"].points
+    assert s.confidence < honest["cnn"]["good"].confidence
 
 
 def test_restating_the_question_first_is_not_gaming(specs, honest):
@@ -346,6 +360,32 @@ def test_calibration_rejects_bad_input(specs, calibration):
 # ---------------------------------------------------------------- spec
 
 
+def test_reference_only_items_get_criteria_from_the_reference():
+    """Issue 19: an item with only a reference answer is valid; each sentence of the reference
+    becomes a criterion of equal points."""
+    spec = spec_from_dict(_without("criteria") | {"misconceptions": []})
+    assert [c.name for c in spec.criteria] == [f"reference_point_{i}" for i in (1, 2)]
+    assert sum(c.points for c in spec.criteria) == pytest.approx(spec.points)
+    good, wrong = suggest_many({"good": ANSWERS["cnn"]["good"], "wrong": ANSWERS["cnn"]["wrong"]}, spec).values()
+    assert good.points > wrong.points and wrong.points <= 0.25 * spec.points
+
+
+def test_ordered_criterion_needs_its_order():
+    spec = spec_from_dict({
+        "id": "preorder", "question": "In which order does a pre-order traversal visit a binary tree's nodes?",
+        "points": 1, "expected_words": [3, 40],
+        "reference_answers": ["First the root, then the left subtree, then the right subtree."],
+        "criteria": [{"name": "order", "points": 1, "ordered": True,
+                      "phrasings": ["root, then left subtree, then right subtree"]}],
+    })
+    right, wrong = suggest_many({
+        "right": "It visits the root first, then the whole left subtree and finally the right subtree.",
+        "wrong": "It visits the left subtree first, then the root and finally the right subtree.",
+    }, spec).values()
+    assert right.criteria_met and right.points == 1
+    assert not wrong.criteria_met and wrong.points <= 0.25
+
+
 def test_schema_is_valid_and_accepts_the_example():
     jsonschema.Draft202012Validator.check_schema(REFLECTION_SCHEMA)
     jsonschema.validate(CNN, REFLECTION_SCHEMA)
@@ -373,7 +413,6 @@ def _with(path, value):
     "bad, message",
     [
         ("not a dict", "must be a mapping"),
-        (_without("criteria"), "'criteria' is a required property"),
         (_without("question"), "'question' is a required property"),
         (_with(["points"], -1), r"item\.points"),
         (_with(["points"], "four"), r"item\.points"),
@@ -408,3 +447,102 @@ def test_a_later_negated_repeat_does_not_cancel_an_asserted_concept():
     assert _lexical(asserted, wanted) == (1.0, False)
     denied = _prepare_sentence("the block never learns what to change", frozenset())
     assert _lexical(denied, wanted) == (1.0, True)
+
+
+# ---------------------------------------------------------------- issue 19: evidence, not policy
+
+
+def test_no_evidence_earns_nothing_even_under_a_generous_calibration(specs):
+    """Raw 0 maps to 0 whatever the graded answers say; off-topic text and another question's
+    correct answer earn nothing."""
+    generous = fit_calibration(specs["cnn"], [(a, 3.0) for a in (ANSWERS["cnn"]["wrong"], "It is faster.")]
+                               + [(ANSWERS["cnn"]["good"], 4.0)], prior=[(0.0, 0.0), (1.0, 1.0)])
+    assert generous.apply(0.0) == 0.0
+    off_topic = ("My favourite food is pizza and I like to eat it on Fridays. The football team from our town "
+                 "won the match last weekend.")
+    for answer in (off_topic, ANSWERS["lr"]["good"], "NO ANSWER"):
+        s = suggest(answer, specs["cnn"], generous)
+        assert s.points <= 0.25 * s.max_points or s.needs_review, (answer, s.points, s.reasons)
+    assert suggest(off_topic, specs["cnn"], generous).points == 0
+
+
+def test_suggestion_exposes_raw_score_and_share_before_caps(honest):
+    good = honest["cnn"]["good"]
+    assert 0 < good.raw <= 1 and 0 < good.share_before_caps <= 1
+    assert good.points == pytest.approx(round(good.share_before_caps * 4 * 4) / 4)
+
+
+def test_course_calibration_pools_items_and_survives_equal_grades(specs):
+    """An item whose graded answers all got the same grade gets the course's curve shaped by
+    the other items; fitting it alone says why it cannot."""
+    lr_all_full = [(ANSWERS["lr"]["good"], 2.0), (ANSWERS["lr"]["partial"], 2.0)]
+    with pytest.raises(CalibrationError, match="same points"):
+        fit_calibration(specs["lr"], lr_all_full)
+    cals = fit_course([(specs["cnn"], GRADED), (specs["lr"], lr_all_full), (specs["overfit"], [])])
+    assert set(cals) == {"reflection_cnn_vs_fc", "reflection_learning_rate", "reflection_overfitting_augmentation"}
+    lr = cals["reflection_learning_rate"]
+    assert lr.n_graded == 2 and lr.apply(0.0) == 0.0 and lr.spec_id == "reflection_learning_rate"
+    assert lr.knots_y == cals["reflection_cnn_vs_fc"].knots_y   # too few of its own: the pooled curve
+    assert suggest(ANSWERS["lr"]["wrong"], specs["lr"], lr).points <= 0.5
+    # (raw, points) pairs are enough: no answer text needed, and a per-item fit with a prior
+    cal = fit_pairs([(0.1, 0.0), (0.5, 0.5), (0.9, 1.0)] * 3, "x", prior=[(0.3, 1.0)])
+    assert cal.n_graded == 9 and cal.step == 0.5 and cal.apply(0.9) == 1.0
+    assert 0 < cal.local_error(0.9) < cal.local_error(0.5)  # the prior disagrees at 0.3-0.5
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+
+
+def test_exemplars_are_bounded_and_keep_every_grade():
+    from autograder.reflection.calibration import MAX_EXEMPLARS, bounded_exemplars
+
+    graded = [(f"answer {i}", 1.0) for i in range(200)] + [("the only zero", 0.0)]
+    kept = bounded_exemplars(graded)
+    assert len(kept) == MAX_EXEMPLARS and ("the only zero", 0.0) in kept
+
+
+HONEST_SHAPES = {  # honest answers that used to trip a detector
+    "contrast": ("What is the difference between a while loop and a do-while loop?",
+                 "A do-while loop always runs its body at least once, a while loop checks first.",
+                 "A while loop may never run its body; a do-while loop always runs it at least once."),
+    "contrast_rates": ("What happens when the learning rate is too high or too low?",
+                       "Too high a rate overshoots and oscillates, too low a rate converges slowly.",
+                       "Too high a learning rate oscillates and does not converge. Too low a learning rate "
+                       "converges very slowly."),
+    "uses_question_words": ("Where do C programs begin execution?", "Execution starts in the main function.",
+                            "Programs begin execution at main."),
+    "uses_the_reference_words": ("What does a compiler do?", "It translates source code into machine code.",
+                                 "A compiler translates source code into machine code before the program runs."),
+    "formula": ("How is the weight updated in gradient descent?", "w = w - lr * gradient",
+                "w_new = w_old - lr * dL/dw, so we step against the gradient"),
+    "bullets": ("Name two ways to reduce overfitting.", "Data augmentation and dropout.",
+                "- data augmentation with flips and crops\n- dropout between the dense layers"),
+    "long_correct_list": ("Name the stages of the water cycle.", "Evaporation, condensation, precipitation.",
+                          "First the sun heats water so it evaporates from lakes and seas. Then the vapour rises, "
+                          "cools and condenses into clouds. Then it falls as precipitation: rain, snow or hail. "
+                          "Finally it collects in rivers, lakes and the ground and flows back to the sea, and "
+                          "the cycle starts again with evaporation."),
+}
+
+
+@pytest.mark.parametrize("shape", list(HONEST_SHAPES))
+def test_honest_answer_shapes_are_not_flagged(shape):
+    question, reference, answer = HONEST_SHAPES[shape]
+    spec = spec_from_dict({"id": shape, "question": question, "points": 2, "reference_answers": [reference],
+                           "expected_words": [1, 30]})
+    s = suggest(answer, spec)
+    assert s.flags == [], (shape, s.flags)
+    assert s.points >= 1, (shape, s.points, s.reasons)
+
+
+def test_a_one_word_answer_picked_from_the_question_is_kept():
+    spec = spec_from_dict({"id": "oil", "question": "Does oil sink or float on water?", "points": 1,
+                           "reference_answers": ["Oil floats on water because it is less dense."]})
+    s = suggest("Float.", spec)
+    assert "question_pasted" not in s.flags and s.points > 0
+
+
+def test_a_keyword_dump_is_flagged_but_text_in_another_language_is_not(specs):
+    dump = suggest("weight sharing local receptive field convolution kernel parameters pixels", specs["cnn"])
+    german = suggest("Die Gewichte werden an jeder Position geteilt und jedes Neuron sieht nur einen kleinen "
+                     "Ausschnitt des Bildes.", specs["cnn"])
+    assert "keyword_list" in dump.flags and dump.needs_review
+    assert "keyword_list" not in german.flags

@@ -55,3 +55,31 @@ def test_copied_answers_are_flagged_in_pairs(rubric):
     ann, ben, cat = results
     assert any("ben" in f for f in ann.flags) and any("ann" in f for f in ben.flags)
     assert not cat.flags and ann.parts[0].needs_review
+
+
+def test_nbgrader_default_cell_ids_are_accepted(course):
+    """An exam written in nbgrader keeps its default grade ids ("cell-<hex>")."""
+    text = (course.rubric_dir / f"{ASSIGNMENT}.yaml").read_text()
+    part = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml").part("reflection")
+    renamed = parse_rubric(text.replace(f"cell: {part.cell}", "cell: cell-4f2a9c0e1b", 1), "r.yaml")
+    assert renamed.part("reflection").cell == "cell-4f2a9c0e1b"
+    with pytest.raises(RubricError):
+        parse_rubric(text.replace(f"cell: {part.cell}", "cell: Cell-XYZ!", 1), "r.yaml")
+
+
+def test_calibration_and_suggestion_read_the_answer_the_same_way(rubric, release_nb, source_nb):
+    """The stored answer, read by answer_text as calibration reads it, gives the suggestion's raw
+    score; nbgrader's placeholder left above the answer is not part of it; list items stay apart."""
+    from autograder.reflection import suggest
+    from autograder.reflection.text import answer_text
+    from autograder.rubric import reflection_spec
+
+    good = cell(source_nb, "reflection").source
+    wrapped = "YOUR ANSWER HERE\n\n" + good.replace(". ", ".\n", 2) + "\n\n- shifts\n- rotations"
+    scored = _scored(rubric, release_nb, wrapped)
+    stored = scored.details["answer"]
+    assert not stored.startswith("YOUR ANSWER HERE")
+    read = answer_text(stored)
+    assert "\n- shifts\n- rotations" in read and "YOUR ANSWER HERE" not in read
+    assert suggest(read, reflection_spec(rubric.part("reflection"))).raw == scored.details["raw"]
+    assert _scored(rubric, release_nb, "YOUR ANSWER HERE\n").points == 0

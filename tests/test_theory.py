@@ -2,7 +2,7 @@
 the real reflection scorer (the offline MiniLM model). tests/test_reflection.py covers the engine on
 its own small specs; these tests are about this assignment's criteria working on realistic answers:
 the reference verifies, hand-written good/partial/wrong answers come out in that order, gaming of
-these questions is flagged and capped, and copied answers between students are found in pairs."""
+these questions is flagged and routed to review, and copied answers between students are found in pairs."""
 
 from __future__ import annotations
 
@@ -330,15 +330,18 @@ GAMED = ["question_pasted", "keyword_list", "reference_copy", "padding", "contra
 
 
 @pytest.mark.parametrize("qid", QUESTIONS)
-def test_gaming_is_flagged_and_capped(scored, qid):
+def test_gaming_is_flagged_and_routed(scored, qid):
+    """Every gaming form of these questions is flagged and sent to a human. Issue 19: a flag no
+    longer caps the points at 25% (honest answers trip detectors too); the points stay what the
+    evidence gives, and only the empty answer (certain) is 0, without review. A pasted question
+    carries no evidence."""
     s = scored[qid]
     for form in GAMED:
         got = s[form]
         assert form in got.flags, (form, got.flags, got.reasons[:3])
-        assert got.needs_review, form
-        assert got.points <= 0.25 * got.max_points, (form, got.points)
-        assert got.points <= s["partial"].points or form == "empty", (form, got.points)
+        assert got.needs_review == (form != "empty"), form
     assert s["empty"].points == 0
+    assert s["question_pasted"].points <= min(0.25 * s["question_pasted"].max_points, s["partial"].points)
 
 
 # ---- copying between students -------------------------------------------------------------------

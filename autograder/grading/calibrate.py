@@ -1,6 +1,9 @@
 """Fit the reflection scorer's calibration from scores an instructor gave in formgrader.
 
 Calibrations live beside the rubric: rubrics/<a>.calibration.json, {part id: calibration}.
+The assignment's items are calibrated together (reflection.fit_course): their (raw score,
+points) pairs are pooled, and an item with enough graded answers of its own gets its own
+curve. Answers are read exactly as suggestions read them (reflection.answer_text).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from ..nbgrader_config import open_gradebook
 from ..rubric import Rubric, reflection_spec
 from . import record
 
+# Graded answers (over the assignment's items) before a calibration is fitted at all.
 MIN_GRADED = 4
 
 
@@ -30,7 +34,10 @@ def load_calibrations(rubric: Rubric) -> dict:
 
 
 def hand_graded(course: Course, rubric: Rubric, part_id: str) -> list[tuple[str, float]]:
-    """(answer, manual score) for every student whose answer an instructor scored."""
+    """(answer as the scorer reads it, manual score) for every student whose answer an
+    instructor scored."""
+    from ..reflection.text import answer_text
+
     part = rubric.part(part_id)
     answers = {}
     for result in record.latest_results(course, rubric.assignment):
@@ -45,21 +52,27 @@ def hand_graded(course: Course, rubric: Rubric, part_id: str) -> list[tuple[str,
             except Exception:
                 continue
             if grade.manual_score is not None:
-                graded.append((answer, float(grade.manual_score)))
+                graded.append((answer_text(answer), float(grade.manual_score)))
     return graded
 
 
 def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
-    """Fit every reflection part that has criteria and enough hand-graded answers; save."""
-    from ..reflection import fit_calibration
+    """Fit the assignment's reflection parts together from their hand-graded answers; save.
 
-    fitted, counts = load_calibrations(rubric), {}
+    Returns the number of graded answers per part. With fewer than MIN_GRADED graded answers
+    over all parts, the stored calibrations are kept as they were.
+    """
+    from ..reflection import fit_course
+
+    fitted, counts, items = load_calibrations(rubric), {}, []
     for part in rubric.of_kind("reflection"):
         spec = reflection_spec(part)
         graded = hand_graded(course, rubric, part.id) if spec else []
         counts[part.id] = len(graded)
-        if spec and len(graded) >= MIN_GRADED:
-            fitted[part.id] = fit_calibration(spec, graded)
+        if spec and graded:
+            items.append((spec, graded))
+    if sum(counts.values()) >= MIN_GRADED:
+        fitted.update(fit_course(items))
     path = calibration_path(rubric)
     path.write_text(json.dumps({k: v.to_dict() for k, v in fitted.items()}, indent=1))
     return counts

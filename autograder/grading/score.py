@@ -111,18 +111,21 @@ def score_timing(part: Part, data: ScoringInput, metric_ok: bool = True) -> Part
 
 
 def _answer(part: Part, data: ScoringInput) -> tuple[str, str]:
-    """The written answer of the part's cell ("" for the untouched placeholder), and the same text
-    with its paragraphs unwrapped: markdown wraps sentences over lines, the scorers read sentences."""
+    """The written answer of the part's cell (nbgrader's "YOUR ANSWER HERE" lines removed, so
+    the untouched placeholder is ""), and the same text with its paragraphs unwrapped: markdown
+    wraps sentences over lines, the scorers read sentences."""
+    from ..reflection.text import without_placeholder
+
     cell = _grade_cells(data.executed).get(part.cell)
-    answer = (cell.source if cell is not None else "").strip()
-    answer = "" if answer == "YOUR ANSWER HERE" else answer
+    answer = without_placeholder(cell.source if cell is not None else "")
     return answer, "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
 
 
 def score_reflection(part: Part, data: ScoringInput) -> PartResult:
-    """A suggested score with reasons when the rubric gives criteria; a human has the last word
-    (a manual score in formgrader always wins), and low confidence or gaming asks for one."""
-    answer, unwrapped = _answer(part, data)
+    """A suggested score with reasons when the rubric gives criteria or reference answers; a
+    human has the last word (a manual score in formgrader always wins), and low confidence or a
+    gaming flag asks for one. The answer is read by reflection.answer_text, as calibration reads it."""
+    answer, _ = _answer(part, data)
     if not answer:
         return PartResult(part.id, part.kind, part.title, 0.0, part.points, "0 points: no answer was written")
     spec = reflection_spec(part)
@@ -130,14 +133,16 @@ def score_reflection(part: Part, data: ScoringInput) -> PartResult:
         return PartResult(part.id, part.kind, part.title, None, part.points,
                           "graded by your instructor", needs_review=True, details={"answer": answer})
     from ..reflection import suggest
+    from ..reflection.text import answer_text
 
-    s = suggest(unwrapped, spec, data.calibrations.get(part.id))
+    s = suggest(answer_text(answer), spec, data.calibrations.get(part.id))
     verdict = "suggested score, an instructor will confirm it" if s.needs_review else "suggested score"
     return PartResult(part.id, part.kind, part.title, s.points, part.points,
                       f"{verdict} (confidence {s.confidence:.2f}): " + "; ".join(s.reasons[:8]),
                       needs_review=s.needs_review,
                       details={"answer": answer, "confidence": s.confidence, "flags": s.flags,
-                               "criteria_met": s.criteria_met, "reasons": s.reasons})
+                               "criteria_met": s.criteria_met, "reasons": s.reasons,
+                               "raw": s.raw, "share_before_caps": s.share_before_caps})
 
 
 def score_inquiry(part: Part, data: ScoringInput) -> PartResult:

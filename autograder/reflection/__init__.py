@@ -3,7 +3,7 @@
 Plain data in, plain data out; see docs/reflection.md for the design.
 """
 
-from .calibration import Calibration, CalibrationError, fit_calibration
+from .calibration import Calibration, CalibrationError, fit_calibration, fit_course, fit_pairs
 from .duplicates import near_duplicates
 from .scorer import Suggestion, suggest, suggest_many
 from .spec import (
@@ -25,6 +25,8 @@ __all__ = [
     "SpecError",
     "Suggestion",
     "fit_calibration",
+    "fit_course",
+    "fit_pairs",
     "near_duplicates",
     "spec_from_dict",
     "suggest",

@@ -1,9 +1,12 @@
 """Map the scorer's raw score (0..1) to a share of the item's points.
 
-Without calibration the mapping is the identity. A teacher who hand-grades a few answers fits
-a monotone (isotonic) mapping from them, so the suggestions follow that teacher's strictness;
-the graded answers are kept as exemplars, and an answer almost identical to one of them is
-pulled toward the grade it got.
+Without calibration the mapping is the identity. A teacher who hand-grades answers fits a
+monotone (isotonic) mapping from (raw score, points) pairs, so the suggestions follow that
+teacher's strictness. A course pools the pairs of all its items (fit_course); an item with
+enough graded answers of its own gets its own curve, with the pooled pairs as a weak prior, so
+an item whose graded answers all got the same grade still gets a sensible curve. Raw 0 (no
+evidence) always maps to 0. A bounded set of graded answers is kept as exemplars; an answer
+almost identical to one of them is pulled toward the grade it got.
 """
 
 from __future__ import annotations
@@ -20,14 +23,33 @@ from .embedding import EmbedFn, embed
 if TYPE_CHECKING:
     from .spec import ReflectionSpec
 
-__all__ = ["Calibration", "CalibrationError", "fit_calibration", "exemplar_features"]
+__all__ = [
+    "Calibration",
+    "CalibrationError",
+    "exemplar_features",
+    "fit_calibration",
+    "fit_course",
+    "fit_pairs",
+]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # An answer this similar to a hand-graded one is pulled halfway toward its grade.
 EXEMPLAR_COSINE_MIN = 0.92
-# Weight of the (0, 0) and (1, 1) anchors against each graded answer (weight 1): keeps a
-# fit from a handful of answers monotone over the whole range without dominating it.
+# Weight of the (1, 1) anchor against each graded answer (weight 1): keeps a fit from a
+# handful of answers monotone over the whole range without dominating it. Raw 0 maps to 0
+# whatever the data say: no evidence earns no points.
 ANCHOR_WEIGHT = 0.5
+# An item gets its own curve from this many graded answers; the course's pooled pairs weigh
+# as much as PRIOR_WEIGHT answers in it.
+PER_ITEM_MIN = 8
+PRIOR_WEIGHT = 4.0
+# Bounded stored state: exemplars per item (spread over the grades), residuals per curve.
+MAX_EXEMPLARS = 40
+MAX_RESIDUALS = 200
+# Calibration error assumed where no graded answer lies near a raw score (share of points).
+PRIOR_ERROR = 0.2
+# Kernel width (raw score) of the local error estimate.
+ERROR_BANDWIDTH = 0.1
 
 
 class CalibrationError(ValueError):
@@ -42,12 +64,28 @@ class Calibration:
     knots_y: list[float] = field(default_factory=lambda: [0.0, 1.0])
     spec_id: str = ""
     n_graded: int = 0
-    mean_abs_error: float = 0.0  # on the graded answers, as a share of the item's points
+    mean_abs_error: float = 0.0  # held-out (cross-validated) error, as a share of the points
     exemplars: list[tuple[str, float]] = field(default_factory=list)  # (answer, share)
+    # (raw, held-out absolute error) of graded answers: where the curve is unsure
+    residuals: list[tuple[float, float]] = field(default_factory=list)
+    step: float = 0.0  # grading step seen, as a share of the points (0: unknown)
 
     def apply(self, raw: float) -> float:
-        """The share of points (0..1) for a raw score."""
+        """The share of points (0..1) for a raw score; 0 for no evidence at all."""
+        if raw <= 0.0:
+            return 0.0
         return float(np.clip(np.interp(raw, self.knots_x, self.knots_y), 0.0, 1.0))
+
+    def local_error(self, raw: float) -> float:
+        """Expected error (share of points) of the curve near this raw score, from held-out
+        residuals of graded answers, shrunk toward PRIOR_ERROR where there are few.
+        0 without any graded answer (the rubric's own scale)."""
+        if not self.residuals:
+            return 0.0
+        xs = np.array([r for r, _ in self.residuals])
+        es = np.array([e for _, e in self.residuals])
+        w = np.exp(-0.5 * ((xs - raw) / ERROR_BANDWIDTH) ** 2)
+        return float((w @ es + PRIOR_ERROR) / (w.sum() + 1.0))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,13 +96,15 @@ class Calibration:
             "n_graded": self.n_graded,
             "mean_abs_error": float(self.mean_abs_error),
             "exemplars": [[text, float(share)] for text, share in self.exemplars],
+            "residuals": [[float(r), float(e)] for r, e in self.residuals],
+            "step": float(self.step),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if not isinstance(d, dict):
             raise CalibrationError(f"a calibration must be a dict, got {type(d).__name__}")
-        if d.get("version") != FORMAT_VERSION:
+        if d.get("version") not in (1, FORMAT_VERSION):
             raise CalibrationError(
                 f"calibration version {d.get('version')!r} is not supported (expected {FORMAT_VERSION})"
             )
@@ -76,6 +116,8 @@ class Calibration:
                 n_graded=int(d.get("n_graded", 0)),
                 mean_abs_error=float(d.get("mean_abs_error", 0.0)),
                 exemplars=[(str(t), float(s)) for t, s in d.get("exemplars", [])],
+                residuals=[(float(r), float(e)) for r, e in d.get("residuals", [])],
+                step=float(d.get("step", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc
@@ -92,35 +134,168 @@ def _check_knots(xs: Sequence[float], ys: Sequence[float]) -> None:
         raise CalibrationError("calibration knots must lie in [0, 1]")
 
 
-def fit_calibration(
-    spec: ReflectionSpec, graded: list[tuple[str, float]], embed_fn: EmbedFn = embed
-) -> Calibration:
-    """Fit the raw-score -> points map from a few hand-graded (answer, points) pairs."""
+def _isotonic(xs, ys, ws) -> tuple[list[float], list[float]]:
     from sklearn.isotonic import IsotonicRegression
 
-    from .scorer import embedder_for, raw_score_of  # the scorer imports this module
-
-    _check_graded(spec, graded)
-    vec = embedder_for([answer for answer, _ in graded], spec, embed_fn=embed_fn)
-    raws = [raw_score_of(answer, spec, vec) for answer, _ in graded]
-    shares = [points / spec.points for _, points in graded]
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    weights = [1.0] * len(raws) + [ANCHOR_WEIGHT, ANCHOR_WEIGHT]
-    iso.fit([*raws, 0.0, 1.0], [*shares, 0.0, 1.0], sample_weight=weights)
-    fitted = iso.predict(raws)
+    iso.fit([*xs, 1.0], [*ys, 1.0], sample_weight=[*ws, ANCHOR_WEIGHT])
+    kx, ky = [float(x) for x in iso.X_thresholds_], [float(y) for y in iso.y_thresholds_]
+    if kx[0] > 0.0:
+        kx, ky = [0.0, *kx], [0.0, *ky]
+    return kx, ky
+
+
+def _held_out_errors(xs, ys, ws, prior: list[tuple[float, float]], prior_w: float) -> list[float]:
+    """Absolute error of each graded pair under a curve fitted without it (at most 10 folds)."""
+    n = len(xs)
+    folds = np.arange(n) % min(n, 10)
+    out = np.zeros(n)
+    px, py = [p[0] for p in prior], [p[1] for p in prior]
+    pw = [prior_w / len(prior)] * len(prior) if prior else []
+    for k in range(min(n, 10)):
+        keep = folds != k
+        kx, ky = _isotonic(
+            [*np.asarray(xs)[keep], *px], [*np.asarray(ys)[keep], *py], [*np.asarray(ws)[keep], *pw]
+        )
+        cal = Calibration(kx, ky)
+        out[~keep] = [abs(cal.apply(x) - y) for x, y in zip(np.asarray(xs)[~keep], np.asarray(ys)[~keep])]
+    return out.tolist()
+
+
+def _grade_step(shares: Sequence[float]) -> float:
+    """The coarsest step every graded share is a multiple of (0 when it is not clear)."""
+    for step in (1.0, 0.5, 1 / 3, 0.25, 0.2, 0.1):
+        if all(abs(s / step - round(s / step)) < 1e-6 for s in shares):
+            return step
+    return 0.0
+
+
+def fit_pairs(
+    pairs: Sequence[tuple[float, float]],
+    spec_id: str = "",
+    prior: Sequence[tuple[float, float]] = (),
+    exemplars: Sequence[tuple[str, float]] = (),
+) -> Calibration:
+    """A calibration from (raw score, share of points) pairs.
+
+    prior: pooled (raw, share) pairs of other items of the course, weighing PRIOR_WEIGHT
+    answers in all; they shape the curve where this item's own pairs are few or all alike.
+    """
+    pairs = [(float(r), float(s)) for r, s in pairs]
+    prior = [(float(r), float(s)) for r, s in prior]
+    if not pairs and not prior:
+        raise CalibrationError(f"{spec_id or 'calibration'}: no graded answers to fit")
+    xs, ys = [r for r, _ in pairs], [s for _, s in pairs]
+    ws = [1.0] * len(pairs)
+    px, py = [p[0] for p in prior], [p[1] for p in prior]
+    pw = [PRIOR_WEIGHT / len(prior)] * len(prior) if prior else []
+    kx, ky = _isotonic([*xs, *px], [*ys, *py], [*ws, *pw])
+    if len(pairs) >= 2:
+        errors = _held_out_errors(xs, ys, ws, prior, PRIOR_WEIGHT)
+        residuals = list(zip(xs, errors))
+    else:
+        residuals = []
+    if len(residuals) > MAX_RESIDUALS:
+        keep = np.linspace(0, len(residuals) - 1, MAX_RESIDUALS).round().astype(int)
+        residuals = [sorted(residuals)[i] for i in keep]
     return Calibration(
-        knots_x=[float(x) for x in iso.X_thresholds_],
-        knots_y=[float(y) for y in iso.y_thresholds_],
-        spec_id=spec.id,
-        n_graded=len(graded),
-        mean_abs_error=float(np.mean(np.abs(fitted - np.array(shares)))),
-        exemplars=[(answer, share) for (answer, _), share in zip(graded, shares)],
+        knots_x=kx,
+        knots_y=ky,
+        spec_id=spec_id,
+        n_graded=len(pairs),
+        mean_abs_error=float(np.mean([e for _, e in residuals])) if residuals else 0.0,
+        exemplars=bounded_exemplars(exemplars),
+        residuals=residuals,
+        step=_grade_step(ys) if len(set(ys)) >= 2 else 0.0,
     )
 
 
-def _check_graded(spec: ReflectionSpec, graded: list[tuple[str, float]]) -> None:
-    if len(graded) < 2:
-        raise CalibrationError(f"{spec.id}: need at least 2 hand-graded answers, got {len(graded)}")
+def bounded_exemplars(graded: Sequence[tuple[str, float]], limit: int = MAX_EXEMPLARS) -> list[tuple[str, float]]:
+    """At most `limit` graded answers, taken in turn from each grade so every grade stays."""
+    by_grade: dict[float, list[tuple[str, float]]] = {}
+    for text, share in graded:
+        if text.strip():
+            by_grade.setdefault(float(share), []).append((text, float(share)))
+    out: list[tuple[str, float]] = []
+    queues = [list(v) for _, v in sorted(by_grade.items())]
+    while len(out) < limit and any(queues):
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    return out
+
+
+def graded_raws(
+    spec: ReflectionSpec, graded: Sequence[tuple[str, float]], embed_fn: EmbedFn = embed
+) -> list[tuple[float, float]]:
+    """(raw score, share of points) of hand-graded answers, read as suggestions read them.
+
+    A graded answer that is one of the reference answers scores itself against itself; it is
+    scored against the other references only, so the curve is not shaped by the references.
+    """
+    from dataclasses import replace
+
+    from .scorer import embedder_for, raw_score_of  # the scorer imports this module
+
+    vec = embedder_for([answer for answer, _ in graded], spec, embed_fn=embed_fn)
+    out = []
+    for answer, points in graded:
+        own = spec
+        others = tuple(r for r in spec.reference_answers if r.strip() != answer.strip())
+        if others and len(others) < len(spec.reference_answers):
+            own = replace(spec, reference_answers=others, criteria=() if spec.derived_criteria else spec.criteria)
+        out.append((raw_score_of(answer, own, vec), points / spec.points))
+    return out
+
+
+def fit_calibration(
+    spec: ReflectionSpec, graded: list[tuple[str, float]], embed_fn: EmbedFn = embed,
+    prior: Sequence[tuple[float, float]] = (),
+) -> Calibration:
+    """Fit the raw-score -> points map from hand-graded (answer, points) pairs of one item."""
+    _check_graded(spec, graded, need_spread=not prior)
+    pairs = graded_raws(spec, graded, embed_fn)
+    return fit_pairs(
+        pairs, spec.id, prior, [(answer, points / spec.points) for answer, points in graded]
+    )
+
+
+def fit_course(
+    items: Sequence[tuple[ReflectionSpec, list[tuple[str, float]]]], embed_fn: EmbedFn = embed
+) -> dict[str, Calibration]:
+    """Calibrations for a course's items from their hand-graded answers, pooled.
+
+    Every item gets one: the pooled curve of all items, refined by the item's own answers when
+    it has PER_ITEM_MIN of them. An empty dict when no item has a graded answer.
+    """
+    raws = {}
+    for spec, graded in items:
+        if graded:
+            _check_graded(spec, graded, need_spread=False, minimum=1)
+            raws[spec.id] = graded_raws(spec, graded, embed_fn)
+    pooled = [p for pairs in raws.values() for p in pairs]
+    out = {}
+    for spec, graded in items:
+        if not pooled:
+            break
+        own = raws.get(spec.id, [])
+        others = [p for sid, pairs in raws.items() if sid != spec.id for p in pairs]
+        exemplars = [(a, pts / spec.points) for a, pts in graded]
+        if len(own) >= PER_ITEM_MIN:
+            out[spec.id] = fit_pairs(own, spec.id, others, exemplars)
+        else:
+            cal = fit_pairs(pooled, spec.id, exemplars=exemplars)
+            cal.n_graded = len(own)
+            cal.step = _grade_step([s for _, s in own]) if len({s for _, s in own}) >= 2 else cal.step
+            out[spec.id] = cal
+    return out
+
+
+def _check_graded(
+    spec: ReflectionSpec, graded: list[tuple[str, float]], need_spread: bool = True, minimum: int = 2
+) -> None:
+    if len(graded) < minimum:
+        raise CalibrationError(f"{spec.id}: need at least {minimum} hand-graded answers, got {len(graded)}")
     for i, item in enumerate(graded):
         if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
             raise CalibrationError(f"{spec.id}: graded[{i}] must be (answer text, points)")
@@ -129,8 +304,11 @@ def _check_graded(spec: ReflectionSpec, graded: list[tuple[str, float]]) -> None
             raise CalibrationError(
                 f"{spec.id}: graded[{i}] has points {points!r}, outside 0..{spec.points:g}"
             )
-    if len({p for _, p in graded}) < 2:
-        raise CalibrationError(f"{spec.id}: graded answers must not all have the same points")
+    if need_spread and len({p for _, p in graded}) < 2:
+        raise CalibrationError(
+            f"{spec.id}: graded answers all have the same points; calibrate the course's items "
+            "together (fit_course) so the other items' grades give the curve its shape"
+        )
 
 
 def exemplar_features(

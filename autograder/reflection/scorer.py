@@ -3,7 +3,8 @@
 analyze() turns an answer into evidence: which criterion/misconception which sentence
 expresses, similarities to the reference answers, word overlap, length and gaming flags.
 raw_score() combines the evidence into 0..1; a Calibration maps that to a share of the points.
-Flags cap the points and always ask for a human; so does low confidence.
+Flags ask for a human without rewriting the points (only the near-certain `empty` sets 0, and
+needs no human); so does low confidence.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .concepts import (
     LEX_MIN,
     ConceptMatch,
     STOP_WORDS,
+    clauses,
     concept_texts,
     content_stems,
     match_concepts,
@@ -45,6 +47,7 @@ __all__ = [
     "raw_score_of",
     "suggest",
     "suggest_many",
+    "suggestion_for",
     "table_embedder",
 ]
 
@@ -52,10 +55,18 @@ __all__ = [
 CREDIT_LO, CREDIT_HI = 0.4, 0.75
 # Default mix of the raw score: rubric criteria dominate, the reference answer adds a little.
 CRITERIA_WEIGHT, REFERENCE_WEIGHT = 0.8, 0.2
+# Criteria derived from the reference are the reference read sentence by sentence: the two
+# are the same evidence measured two ways, so they weigh the same.
+DERIVED_CRITERIA_WEIGHT = 0.5
 # Reference similarity (mean of plain and question-stripped cosine) mapped to 0..1.
 REF_SIM_LO, REF_SIM_HI = 0.3, 0.75
 # Below this confidence a human should look.
 REVIEW_BELOW = 0.6
+# A share this far (in grading steps) from the nearest grade is free; beyond it, confidence
+# drops steeply: half-way between two grades is a coin toss.
+BETWEEN_STEPS_FREE, BETWEEN_STEPS_WEIGHT = 0.2, 1.6
+# Confidence lost for criteria half-met, and for criteria met only by meaning.
+AMBIGUITY_WEIGHT, MEANING_WEIGHT = 0.4, 0.15
 
 
 @dataclass
@@ -67,6 +78,8 @@ class Suggestion:
     reasons: list[str]  # human-readable: criteria met (by which sentence), missing, flags
     flags: list[str]  # gaming/copy flags: question_pasted, keyword_list, padding, ...
     criteria_met: dict[str, str]  # criterion name -> the sentence that met it
+    raw: float = 0.0  # the evidence score, 0..1, before calibration
+    share_before_caps: float = 0.0  # calibrated share of the points before any flag cap
 
 
 @dataclass
@@ -103,6 +116,7 @@ def analysis_texts(answer: str, spec: ReflectionSpec) -> list[str]:
     sentences = split_sentences(answer)
     joined = " ".join(sentences)  # the scored text when no sentence restates the question
     texts = [spec.question, answer, joined, strip_question_words(joined, spec.question), *sentences]
+    texts += [p for c in spec.criteria for p in c.phrasings]
     for ref in spec.reference_answers:
         texts += [ref, strip_question_words(ref, spec.question), *_content_words(ref, q_stems)]
     texts += _content_words(answer, q_stems)
@@ -154,11 +168,12 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
         sentences, spec.question, cosine(sentence_vecs, vec([spec.question]))[:, 0]
     )
     # Restating the question before answering earns nothing but costs nothing; an answer
-    # that only restates it is scored as it is (question words earn little) and flagged.
+    # that only restates it is analysed as it is, flagged, and has no evidence (raw 0): its
+    # likeness to a reference that restates the question is the question's, not the student's.
     scored = [s for i, s in enumerate(sentences) if i not in restating] or sentences
-    flags = _flags(answer, sentences, restating, spec, vec)
+    flags = _flags(answer, sentences, restating, spec, vec, sentence_vecs)
     criteria = match_concepts(
-        scored, [(c.name, c.phrasings) for c in spec.criteria], spec.question, vec
+        scored, [(c.name, c.phrasings, c.ordered) for c in spec.criteria], spec.question, vec
     )
     misconceptions = match_concepts(
         scored, [(m.name, m.phrasings) for m in spec.misconceptions], spec.question, vec, strict=True
@@ -167,19 +182,26 @@ def analyze(answer: str, spec: ReflectionSpec, embed_fn: EmbedFn = embed) -> Ana
     conflicts = [
         m.name for m in (*criteria, *misconceptions) if m.negated_sentence and credit(m.strength) >= 0.5
     ]
-    if gaming.has_contradiction(sentences, cosine(sentence_vecs, sentence_vecs), conflicts):
+    units = [(i, u) for i, s in enumerate(sentences) for u in clauses(s)]
+    unit_vecs = vec([u for _, u in units])
+    if gaming.has_contradiction(sentences, cosine(unit_vecs, unit_vecs), conflicts, units):
         flags.append("contradiction")
     features = _features(" ".join(scored), spec, criteria, misconceptions, vec)
+    features["restated_only"] = float(
+        len(restating) == len(sentences) or gaming.restates_question(answer, spec.question)
+    )
     return Analysis(answer, sentences, scored, criteria, misconceptions, features, flags)
 
 
-def _flags(answer, sentences, restating, spec, vec) -> list[str]:
+def _flags(answer, sentences, restating, spec, vec, sentence_vecs) -> list[str]:
     flags = []
     if gaming.is_question_pasted(answer, spec.question, sentences, restating):
         flags.append("question_pasted")
-    if gaming.is_keyword_list(answer):
+    topic = [spec.question, *spec.reference_answers, *(p for c in spec.criteria for p in c.phrasings)]
+    if gaming.is_keyword_list(answer, frozenset(content_stems(" ".join(topic)))):
         flags.append("keyword_list")
-    if gaming.is_padding(sentences, spec.expected_words):
+    relevance = cosine(sentence_vecs, vec(topic)).max(axis=1)
+    if gaming.is_padding(sentences, spec.expected_words, relevance):
         flags.append("padding")
     cos_refs = cosine(vec([answer]), vec(list(spec.reference_answers)))[0]
     if gaming.is_reference_copy(answer, spec.reference_answers, cos_refs):
@@ -204,7 +226,7 @@ FEATURE_NAMES = (
 
 
 def _empty_features() -> dict[str, float]:
-    return dict.fromkeys(FEATURE_NAMES, 0.0)
+    return {**dict.fromkeys(FEATURE_NAMES, 0.0), "criteria_weight": CRITERIA_WEIGHT}
 
 
 def _features(
@@ -230,14 +252,28 @@ def _features(
         "question_cos": float(cosine(answer_vec, vec([spec.question]))[0, 0]),
         "log_words": math.log1p(len(tokens(text))),
         "negation_mismatch": float(min(negation_parity(text) != negation_parity(r) for r in refs)),
+        "criteria_weight": DERIVED_CRITERIA_WEIGHT if spec.derived_criteria else CRITERIA_WEIGHT,
+        "denied": _denied_share(criteria, spec),
     }
     f.update(_overlap(text, refs, q_stems, vec))
     return f
 
 
-def _criteria_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+def _denied_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+    """Share of criterion points whose words the answer negates and nowhere asserts."""
     total = sum(c.points for c in spec.criteria)
-    return sum(c.points * credit(m.strength) for c, m in zip(spec.criteria, criteria)) / total
+    return sum(
+        c.points for c, m in zip(spec.criteria, criteria) if m.negated_sentence and credit(m.strength) < 0.5
+    ) / total
+
+
+def _criteria_share(criteria: list[ConceptMatch], spec: ReflectionSpec) -> float:
+    """Share of criterion points met; a criterion also negated in the answer earns half."""
+    total = sum(c.points for c in spec.criteria)
+    return sum(
+        c.points * credit(m.strength) * (0.5 if m.negated_sentence else 1.0)
+        for c, m in zip(spec.criteria, criteria)
+    ) / total
 
 
 def _overlap(text: str, refs: list[str], q_stems: frozenset[str], vec: EmbedFn) -> dict[str, float]:
@@ -272,7 +308,13 @@ def reference_term(features: dict[str, float]) -> float:
 
 def raw_score(features: dict[str, float]) -> float:
     """Default evidence combination, 0..1 (before calibration and flag caps)."""
-    score = CRITERIA_WEIGHT * features["criteria"] + REFERENCE_WEIGHT * reference_term(features)
+    if features.get("restated_only"):
+        return 0.0
+    w = features.get("criteria_weight", CRITERIA_WEIGHT)
+    # Similarity to the reference does not see a "not": where the answer denies a criterion in
+    # its words, the reference's share of that criterion does not count.
+    reference = reference_term(features) * (1 - features.get("denied", 0.0))
+    score = w * features["criteria"] + (1 - w) * reference
     return float(np.clip(score - features["penalty"], 0.0, 1.0))
 
 
@@ -292,12 +334,19 @@ def suggest(
             f"calibration was fitted for {calibration.spec_id!r}, not for {spec.id!r}"
         )
     vec = embedder_for([answer], spec, calibration, embed_fn)
-    analysis = analyze(answer, spec, vec)
+    return suggestion_for(analyze(answer, spec, vec), spec, calibration, vec)
+
+
+def suggestion_for(
+    analysis: Analysis, spec: ReflectionSpec, calibration: Calibration | None, embed_fn: EmbedFn
+) -> Suggestion:
+    """The suggestion for an analysed answer (callers that already hold the analysis)."""
     calibration = calibration or Calibration()
     raw = raw_score(analysis.features)
     share = calibration.apply(raw)
-    share, exemplar_note = _exemplar_pull(analysis, calibration, share, vec, spec)
-    confidence = _confidence(analysis, spec, calibration)
+    share, exemplar_note, neighbours = _exemplar_pull(analysis, calibration, share, embed_fn, spec)
+    confidence = _confidence(analysis, spec, calibration, raw, share, neighbours)
+    before_caps = share
     share, flag_reasons = _apply_flags(analysis.flags, share)
     # Flags first: they matter most and callers may show only the first few reasons.
     reasons = [
@@ -306,18 +355,32 @@ def suggest(
         *exemplar_note,
         *_context_reasons(analysis, spec, calibration, raw),
     ]
-    points = round(spec.points * share * 4) / 4  # quarter points: a suggestion, not a verdict
+    empty = "empty" in analysis.flags
+    routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
+    routed = routed or (confidence < REVIEW_BELOW and not empty)
     return Suggestion(
-        points=points,
+        # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
+        # quarter points, the best single guess between two grades.
+        points=_rounded(share, spec.points, 0.0 if routed else calibration.step),
         max_points=spec.points,
         confidence=round(confidence, 3),
-        needs_review=bool(analysis.flags) or confidence < REVIEW_BELOW,
+        needs_review=routed,
         reasons=reasons,
         flags=list(analysis.flags),
         criteria_met={
             m.name: m.sentence for m in analysis.criteria if credit(m.strength) >= 0.5
         },
+        raw=round(raw, 4),
+        share_before_caps=round(before_caps, 4),
     )
+
+
+def _rounded(share: float, points: float, step: float) -> float:
+    """Points on the grading step the teacher used (quarter points when unknown): a
+    suggestion, not a verdict."""
+    if step > 0:
+        return round(round(share / step) * step * points, 4)
+    return round(points * share * 4) / 4
 
 
 def suggest_many(
@@ -334,17 +397,20 @@ def suggest_many(
 def _apply_flags(flags: list[str], share: float) -> tuple[float, list[str]]:
     reasons = []
     for flag in flags:
-        cap = gaming.FLAG_CAPS.get(flag, 1.0)
-        reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; points capped at {cap:.0%}")
-        share = min(share, cap)
+        cap = gaming.FLAG_CAPS.get(flag)
+        if cap is None:
+            reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; an instructor should look")
+        else:
+            reasons.append(f"flag {flag}: {_FLAG_TEXT[flag]}; points capped at {cap:.0%}")
+            share = min(share, cap)
     return share, reasons
 
 
 _FLAG_TEXT = {
-    "empty": "no answer was given",
+    "empty": "no answer was given (blank or a placeholder)",
     "question_pasted": "most of the answer repeats the question",
     "keyword_list": "a list of terms, not an explanation",
-    "padding": "far longer than asked for, or sentences repeated",
+    "padding": "far longer than asked for, sentences repeated, or much of it off-topic",
     "reference_copy": "reproduces the reference answer",
     "contradiction": "asserts something and also its opposite, or takes it back",
 }
@@ -387,46 +453,95 @@ def _context_reasons(analysis: Analysis, spec: ReflectionSpec, cal: Calibration,
     return reasons
 
 
+# Graded answers at least this similar to an answer are its neighbours: their grades are
+# evidence too (k-nearest-neighbour regression on the teacher's own grades).
+NEIGHBOUR_COSINE_MIN = 0.6
+# Most weight the neighbours' grades get against the calibrated evidence.
+NEIGHBOUR_WEIGHT_MAX = 0.5
+
+
 def _exemplar_pull(
     analysis: Analysis, cal: Calibration, share: float, embed_fn: EmbedFn, spec: ReflectionSpec
-) -> tuple[float, list[str]]:
-    """Pull an answer that is almost a hand-graded one halfway toward that grade."""
+) -> tuple[float, list[str], tuple[float, float]]:
+    """Blend in the grades of similar hand-graded answers; pull an answer that is almost one
+    of them halfway toward its grade.
+
+    Also returns (weight, mean share) of the graded neighbours, for the confidence.
+    """
     if not cal.exemplars or "empty" in analysis.flags:
-        return share, []
+        return share, [], (0.0, 0.0)
     texts = [text for text, _ in cal.exemplars]
     vecs = embed_fn([analysis.answer, *texts])
-    ex = exemplar_features(vecs[0], vecs[1:], [s for _, s in cal.exemplars])
-    if ex["nearest_sim"] < EXEMPLAR_COSINE_MIN:
-        return share, []
-    pulled = 0.5 * (share + ex["nearest_share"])
-    note = (
-        f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
-        f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
-    )
-    return pulled, [note]
+    shares = np.array([s for _, s in cal.exemplars])
+    sims = vecs[1:] @ vecs[0]
+    weights = np.clip((sims - NEIGHBOUR_COSINE_MIN) / (1 - NEIGHBOUR_COSINE_MIN), 0.0, 1.0) ** 2
+    total = float(weights.sum())
+    notes = []
+    neighbours = (total, float(weights @ shares / total)) if total > 0 else (0.0, 0.0)
+    if total > 0:
+        alpha = NEIGHBOUR_WEIGHT_MAX * total / (total + 1.0)
+        share = (1 - alpha) * share + alpha * neighbours[1]
+    ex = exemplar_features(vecs[0], vecs[1:], list(shares))
+    if ex["nearest_sim"] >= EXEMPLAR_COSINE_MIN:
+        share = 0.5 * (share + ex["nearest_share"])
+        notes.append(
+            f"close (similarity {ex['nearest_sim']:.2f}) to a hand-graded answer that got "
+            f"{ex['nearest_share'] * spec.points:g}/{spec.points:g}"
+        )
+    elif total > 0:
+        notes.append(f"similar hand-graded answers got {neighbours[1] * spec.points:.2g}/{spec.points:g} on average")
+    return share, notes, neighbours
 
 
-def _confidence(analysis: Analysis, spec: ReflectionSpec, cal: Calibration) -> float:
-    """How sure the suggestion is: low when criteria are half-met, met only by meaning,
-    when criteria and the reference disagree, or when the calibration fits poorly."""
+def _polarity_differs(sentence: str, phrasings: Sequence[str]) -> bool:
+    return bool(sentence) and all(negation_parity(sentence) != negation_parity(p) for p in phrasings)
+
+
+def _soft_credit(strength: float) -> float:
+    """credit() on a slightly wider ramp: a criterion just below the credit line is unsure."""
+    return float(np.clip((strength - CREDIT_LO + 0.1) / (CREDIT_HI - CREDIT_LO + 0.1), 0.0, 1.0))
+
+
+def _confidence(
+    analysis: Analysis, spec: ReflectionSpec, cal: Calibration, raw: float, share: float,
+    neighbours: tuple[float, float],
+) -> float:
+    """How sure the suggestion is: low when criteria are half-met or nearly met, met only by
+    meaning, asserted and negated, when criteria and the reference disagree, where the
+    calibration erred on held-out graded answers, when graded neighbours got another grade,
+    and when the share falls between two grading steps."""
     if "empty" in analysis.flags:
         return 1.0
     if not analysis.criteria:
         return 0.0
     total = sum(c.points for c in spec.criteria)
-    credits = [credit(m.strength) for m in analysis.criteria]
-    ambiguity = sum(c.points * (1 - abs(2 * g - 1)) for c, g in zip(spec.criteria, credits)) / total
+    soft = [_soft_credit(m.strength) for m in analysis.criteria]
+    ambiguity = sum(c.points * (1 - abs(2 * g - 1)) for c, g in zip(spec.criteria, soft)) / total
+    met = [credit(m.strength) >= 0.5 for m in analysis.criteria]
     by_meaning = sum(
-        c.points
-        for c, m, g in zip(spec.criteria, analysis.criteria, credits)
-        if g >= 0.5 and m.lexical < LEX_MIN
+        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met) if ok and m.lexical < LEX_MIN
+    ) / total
+    # mixed: the criterion is also denied elsewhere, or the sentence meeting it carries a
+    # negation its phrasings do not (what is negated may be the point)
+    mixed = sum(
+        c.points for c, m, ok in zip(spec.criteria, analysis.criteria, met)
+        if ok and (m.negated_sentence or _polarity_differs(m.sentence, c.phrasings))
     ) / total
     disagreement = abs(analysis.features["criteria"] - reference_term(analysis.features))
+    weight, neighbour_share = neighbours
+    neighbour_gap = min(1.0, weight) * max(0.0, abs(neighbour_share - share) - 0.25)
+    between_steps = 0.0
+    if cal.step > 0:
+        pos = share / cal.step
+        between_steps = max(0.0, abs(pos - round(pos)) - BETWEEN_STEPS_FREE)
     confidence = (
         1.0
-        - 0.6 * ambiguity
-        - 0.2 * by_meaning
+        - AMBIGUITY_WEIGHT * ambiguity
+        - MEANING_WEIGHT * by_meaning
+        - 0.4 * mixed
         - 0.4 * max(0.0, disagreement - 0.4)
-        - cal.mean_abs_error
+        - cal.local_error(raw)
+        - neighbour_gap
+        - BETWEEN_STEPS_WEIGHT * between_steps
     )
     return float(np.clip(confidence, 0.0, 1.0))

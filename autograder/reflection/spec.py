@@ -26,6 +26,9 @@ class Criterion:
     name: str
     points: float
     phrasings: tuple[str, ...]  # synonyms and example phrasings
+    # The phrasing's words must come in its order ("pre-order visits the root, then left, then
+    # right"); matched by wording only, since sentence embeddings barely see word order.
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,55 @@ class Misconception:
 
 @dataclass(frozen=True)
 class ReflectionSpec:
+    """One written question. Without criteria, they are derived from the reference answers."""
+
     id: str
     question: str
     points: float
     reference_answers: tuple[str, ...]
-    criteria: tuple[Criterion, ...]
+    criteria: tuple[Criterion, ...] = ()
     misconceptions: tuple[Misconception, ...] = ()
     expected_words: tuple[int, int] = (20, 200)  # min, max
+
+    def __post_init__(self) -> None:
+        if not self.criteria:
+            object.__setattr__(self, "criteria", derive_criteria(self.reference_answers, self.points))
+
+    @property
+    def derived_criteria(self) -> bool:
+        return bool(self.criteria) and self.criteria[0].name.startswith(DERIVED_PREFIX)
+
+
+DERIVED_PREFIX = "reference_point_"
+# A reference of more sentences than this is one criterion per group of sentences.
+MAX_DERIVED = 4
+
+
+def derive_criteria(references: tuple[str, ...], points: float) -> tuple[Criterion, ...]:
+    """Criteria for an item that has only reference answers.
+
+    Each sentence of the longest reference is one criterion of equal points (a four-sentence
+    model answer makes four points to cover); the other references are alternative wordings
+    of the whole, so each counts as a phrasing of every criterion.
+    """
+    from .concepts import split_sentences  # concepts imports nothing from here
+
+    refs = [r for r in references if r.strip()]
+    if not refs:
+        return ()
+    main = max(refs, key=lambda r: (len(split_sentences(r)), len(r)))
+    sentences = split_sentences(main) or [main]
+    n = min(len(sentences), MAX_DERIVED)
+    size = -(-len(sentences) // n)
+    groups = [" ".join(sentences[i * size : (i + 1) * size]) for i in range(n)]
+    groups = [g for g in groups if g]
+    others = tuple(r for r in refs if r != main)
+    if len(groups) == 1:
+        return (Criterion(f"{DERIVED_PREFIX}1", points, (groups[0], *others)),)
+    share = points / len(groups)
+    return tuple(
+        Criterion(f"{DERIVED_PREFIX}{i + 1}", share, (g, *others)) for i, g in enumerate(groups)
+    )
 
 
 _PHRASINGS = {
@@ -60,7 +105,8 @@ REFLECTION_SCHEMA: dict[str, Any] = {
     "$id": "autograder/reflection.schema.json",
     "title": "Reflection (written answer) item",
     "type": "object",
-    "required": ["id", "question", "points", "reference_answers", "criteria"],
+    # criteria may be left out: they are then derived from the reference answers
+    "required": ["id", "question", "points", "reference_answers"],
     "additionalProperties": False,
     "properties": {
         "id": {"type": "string", "minLength": 1, "pattern": "\\S"},
@@ -87,6 +133,7 @@ REFLECTION_SCHEMA: dict[str, Any] = {
                     "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
                     "points": {"type": "number", "exclusiveMinimum": 0},
                     "phrasings": _PHRASINGS,
+                    "ordered": {"type": "boolean"},
                 },
             },
         },
@@ -116,7 +163,8 @@ def spec_from_dict(d: dict) -> ReflectionSpec:
     _validate_schema(d)
     where = f"reflection {d['id']!r}"
     criteria = tuple(
-        Criterion(c["name"], float(c["points"]), _strings(c["phrasings"])) for c in d["criteria"]
+        Criterion(c["name"], float(c["points"]), _strings(c["phrasings"]), bool(c.get("ordered", False)))
+        for c in d.get("criteria", ())
     )
     misconceptions = tuple(
         Misconception(m["name"], float(m["penalty"]), _strings(m["phrasings"]))
@@ -126,7 +174,7 @@ def spec_from_dict(d: dict) -> ReflectionSpec:
     _unique([m.name for m in misconceptions], f"{where}: misconceptions")
     points = float(d["points"])
     total = sum(c.points for c in criteria)
-    if abs(total - points) > 1e-6:
+    if criteria and abs(total - points) > 1e-6:
         raise SpecError(
             f"{where}: criteria points add up to {total:g} but the item is worth {points:g}"
         )

@@ -3,6 +3,9 @@
 from .model import PART_KINDS
 
 _ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
+# A notebook cell's grade id: ours, or the one nbgrader gives a cell by default ("cell-1a2b3c4d"),
+# so an exam written in nbgrader needs no renaming.
+_CELL = {"type": "string", "pattern": "^([a-z][a-z0-9_]*|cell-[0-9a-f]+)$"}
 _POINTS = {"type": "number", "minimum": 0}
 
 
@@ -60,21 +63,21 @@ PART = {
     "allOf": [
         _part("tests", ["cells"], {
             "cells": {"type": "object", "minProperties": 1,
-                      "propertyNames": _ID, "additionalProperties": _POINTS}}),
+                      "propertyNames": _CELL, "additionalProperties": _POINTS}}),
         _part("metric", ["metric", "points", "bands"], {
             "metric": {"enum": ["accuracy", "macro_f1", "min_recall", "balanced_accuracy"]},
             "points": _POINTS, "bands": _bands("at_least")}),
         _part("timing", ["cell", "points", "bands"], {
             "cell": {"type": "string"}, "points": _POINTS, "bands": _bands("at_most")}),
         _part("reflection", ["cell", "points"], {
-            "cell": _ID, "points": _POINTS,
+            "cell": _CELL, "points": _POINTS,
             # criteria for suggested scores (see autograder/reflection); free-form until validated there
             "reflection": {"type": "object"}}),
         # checked by content in the evaluator: `check` names a function in autograder/grading/checks
         _part("artifact", ["points", "check"], {
             "points": _POINTS, "check": {"type": "string"}, "options": {"type": "object"}}),
         # the one-variable inquiry loop: the points are the checks' (see autograder/inquiry)
-        _part("inquiry", ["cell", "inquiry"], {"cell": _ID, "inquiry": INQUIRY}),
+        _part("inquiry", ["cell", "inquiry"], {"cell": _CELL, "inquiry": INQUIRY}),
     ],
 }
 
