@@ -72,10 +72,10 @@ def _status_message(execution: Execution, errors: list[dict]) -> tuple[str, str]
     raised = [e for e in errors if not e["cell"].startswith("test_")]
     tests = len(errors) - len(raised)
     also = f" (and {tests} test cell(s) failed)" if tests else ""
-    if raised:
+    if raised:   # the error first: it is what a table of a hundred rows shows
         first = raised[0]
-        return "failed", (f"{len(raised)} cell(s) outside the tests raised an error{also}; first: cell "
-                          f"'{first['cell']}' raised {first['ename']}: {first['evalue'][:160]}")
+        return "failed", (f"cell '{first['cell']}' raised {first['ename']}: {first['evalue'][:160]} "
+                          f"({len(raised)} cell(s) outside the tests raised an error{also})")
     return "graded", "the notebook ran to the end" + also
 
 
