@@ -127,7 +127,7 @@ def train_model(model, train, val, epochs: int, batch_size: int, lr: float, devi
 if __name__ == "__main__":
     # %% solution id=hyperparameters
     ### BEGIN SOLUTION
-    EPOCHS = {"tiny": 6, "full": 5}[profile]
+    EPOCHS = {"tiny": 12, "full": 5}[profile]
     BATCH_SIZE = {"tiny": 64, "full": 64}[profile]
     LR = {"tiny": 1e-2, "full": 1e-3}[profile]
     ### END SOLUTION

@@ -190,12 +190,12 @@ def generate(n: int, seed, size: int = TINY_SIZE) -> tuple[torch.Tensor, torch.T
         lungs = np.maximum(lungs, np.exp(-np.clip(((X - cx) / rx) ** 2 + ((Y - lung_y) / ry) ** 2 - 1, 0, None) * 8))
     img = img - 0.35 * lungs
     sick = labels == 1
-    for _ in range(3):   # patchy opacities inside a lung field
+    for k in range(3):   # patchy opacities inside a lung field: one always, two more often
         side = rng.choice([-1, 1], (n, 1, 1))
         cx, cy = 0.5 + side * lung_x + u(-0.06, 0.06), lung_y + u(-0.15, 0.15)
         r = u(0.05, 0.09)
-        blob = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r ** 2)) * u(0.15, 0.3)
-        img = img + blob * sick[:, None, None] * (rng.random((n, 1, 1)) < 0.8)
+        blob = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r ** 2)) * u(0.2, 0.35)
+        img = img + blob * sick[:, None, None] * ((rng.random((n, 1, 1)) < 0.7) | (k == 0))
     img = img + rng.normal(0, 0.04, (n, size, size))
     gray = np.round(np.clip(img, 0, 1) * 255) / 255
     images = torch.from_numpy(gray).float()[:, None].expand(n, 3, size, size).contiguous()
