@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def test_a_service_that_crashes_on_start_fails_its_parts_and_nothing_else(graded
 @pytest.mark.skipif(not SANDBOXED, reason="the service runs only inside the sandbox")
 def test_a_service_that_hangs_is_stopped_at_its_deadline_and_leaves_nothing(graded, tmp_path):
     """The check on its own, on a copy of the reference's work folder whose app never answers."""
-    from autograder.grading.checks import pneumonia_service as service
+    from autograder.grading.checks import run_check
     from autograder.grading.checks.context import EvalContext
     from autograder.secret import course_secret
 
@@ -186,8 +187,37 @@ def test_a_service_that_hangs_is_stopped_at_its_deadline_and_leaves_nothing(grad
                       course_secret(course.cache_dir))
     (tmp_path / "out").mkdir()
     options = {"images": 4, "start_timeout_s": 6, "total_timeout_s": 30}
-    result = service.pneumonia_service_health(ctx, options)
-    assert result.score == 0 and "never answered GET /health" in result.explanation
+    started = time.monotonic()
+    result = run_check("pneumonia_service_health", ctx, options)
+    assert result["score"] == 0 and "never answered GET /health" in result["explanation"], result
+    assert time.monotonic() - started < 30, "stopped at the start-up deadline, not the run's"
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if "app:app" in " ".join(p.info["cmdline"] or [])]
     assert not leftovers, "the service and everything it started are gone"
     assert not (work / "service.sock").exists()
+
+
+def test_the_grader_never_connects_through_a_link_the_student_made(tmp_path):
+    """service.sock as a link to another socket (outside the work folder) is refused, not followed."""
+    import os
+    import socket
+
+    from autograder.grading.checks.pneumonia_service import _connect
+
+    elsewhere = tmp_path / "other.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(elsewhere))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "service.sock").symlink_to(elsewhere)
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert _connect(fd) == (None, None)
+        (work / "service.sock").unlink()
+        server.close()
+        os.rename(elsewhere, work / "service.sock")   # the socket itself, in the folder: accepted
+        client, sock_fd = _connect(fd)
+        assert client is not None
+        client.close()
+        os.close(sock_fd)
+    finally:
+        os.close(fd)

@@ -300,6 +300,7 @@ def _run_service(ctx: EvalContext, options: dict) -> dict:
         outcome = box.get("outcome")
         if box.get("error"):
             run["error"] = f"the sandbox could not start the service: {box['error']}"
+            run["grader"] = True          # the grader's side: shown for review, never the student's fault
         elif outcome is not None:
             run["stderr"] = outcome.stderr[-1500:]
             run["killed"] = outcome.killed_reason
