@@ -24,7 +24,7 @@ from autograder.course import load_course
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.pneumonia import CLASSES, encode_png, preprocess
 from autograder.datasets.registry import load_hidden_split
-from autograder.demo import HONEST, pneumonia_cohort, write_cohort
+from autograder.demo import HONEST, _edit, pneumonia_cohort, write_cohort
 from autograder.grading.batch import grade_assignment
 from autograder.release import release_assignment
 
@@ -33,6 +33,7 @@ from .conftest import REPO, SANDBOXED
 A = "pneumonia_service"
 MISTAKE = "ivan_logs_patient_name"
 CRASHES = "judy_service_crashes"
+UNGUARDED = "karl_500_on_non_image"
 SERVICE_PARTS = ("service_health", "service_predictions", "service_bad_input", "service_audit", "service_privacy")
 
 
@@ -120,6 +121,11 @@ def graded(tmp_path_factory):
     release = nbformat.read(course.release_notebook(A), as_version=4)
     cohort = pneumonia_cohort(source, release)
     cohort[CRASHES] = _crashing(copy.deepcopy(cohort[HONEST]))
+    cohort[UNGUARDED] = _edit(cohort[HONEST], "service", """    try:
+        x = preprocess(data, PROFILE)
+    except ValueError:
+        return refuse(request_id, started, 422, "the image is not a PNG or JPEG")
+""", "    x = preprocess(data, PROFILE)\n")
     write_cohort(course, cohort, A)
     outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=2, log=lambda _: None)
     return course, {r.student: r for r in outcome.results}
@@ -151,6 +157,19 @@ def test_logging_the_patient_name_fails_the_privacy_part_with_the_reason(graded)
     assert parts["service_privacy"].points == 0
     assert "patient identifiers (patient_name" in parts["service_privacy"].explanation
     for part in ("service_health", "service_predictions", "service_bad_input", "service_audit"):
+        assert parts[part].points == parts[part].max_points, (part, parts[part].explanation)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SANDBOXED, reason="the service runs only inside the sandbox")
+def test_a_service_that_fails_on_a_non_image_loses_the_bad_input_and_audit_points(graded):
+    _, results = graded
+    parts = _parts(results[UNGUARDED])
+    bad = parts["service_bad_input"].explanation
+    assert "5 of 7 bad inputs" in bad and "(a non-image got 500; a truncated PNG got 500)" in bad
+    assert "alive afterwards" in bad and 0 < parts["service_bad_input"].points < parts["service_bad_input"].max_points
+    assert "53 lines for 55 /predict requests" in parts["service_audit"].explanation
+    for part in ("service_health", "service_predictions", "service_privacy"):
         assert parts[part].points == parts[part].max_points, (part, parts[part].explanation)
 
 
