@@ -240,3 +240,34 @@ def test_the_grader_never_connects_through_a_link_the_student_made(tmp_path):
         os.close(sock_fd)
     finally:
         os.close(fd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threshold, part, fails", [
+    (0.0, "pneumonia_precision", "precision on the hidden split is 0.7"),    # everyone is sent for a second look
+    ("median", "pneumonia_recall", "recall on the hidden split is 0.5"),     # the recall goal ignored
+])
+def test_a_threshold_that_ignores_the_screening_goal_loses_its_metric_part(graded, tmp_path, threshold, part, fails):
+    import json
+
+    from autograder.grading.checks import run_check
+    from autograder.grading.checks.context import EvalContext
+    from autograder.secret import course_secret
+
+    course, results = graded
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(Path(results[HONEST].output_dir) / "work" / "artifacts", artifacts)
+    secret = course_secret(course.cache_dir)
+    if threshold == "median":   # half of the hidden pneumonias fall below it
+        test = load_hidden_split("pneumonia", "tiny", None, secret)
+        model = torch.export.load(artifacts / "model.pt2").module()
+        with torch.no_grad():
+            p = torch.softmax(model(test.images), 1)[:, 1]
+        threshold = float(p[test.labels == 1].median()) + 1e-7
+    reported = json.loads((artifacts / "reported.json").read_text())
+    (artifacts / "reported.json").write_text(json.dumps({**reported, "threshold": threshold}))
+    (tmp_path / "out").mkdir()
+    ctx = EvalContext(artifacts, tmp_path / "out", "pneumonia", "tiny", None, None, secret)
+    result = run_check(part, ctx, {"bands": {"tiny": [{"at_least": 0.95, "score": 1.0}, {"at_least": 0.8, "score": 0.5}]}})
+    assert result["score"] == 0 and fails in result["explanation"], result["explanation"]
+    assert (tmp_path / "out" / "confusion_matrix.png").is_file()
