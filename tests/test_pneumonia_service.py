@@ -268,6 +268,7 @@ def test_a_threshold_that_ignores_the_screening_goal_loses_its_metric_part(grade
     (artifacts / "reported.json").write_text(json.dumps({**reported, "threshold": threshold}))
     (tmp_path / "out").mkdir()
     ctx = EvalContext(artifacts, tmp_path / "out", "pneumonia", "tiny", None, None, secret)
-    result = run_check(part, ctx, {"bands": {"tiny": [{"at_least": 0.95, "score": 1.0}, {"at_least": 0.8, "score": 0.5}]}})
+    bands = [{"at_least": 0.95, "score": 1.0}, {"at_least": 0.8, "score": 0.5}]
+    result = run_check(part, ctx, {"bands": {"tiny": bands}})
     assert result["score"] == 0 and fails in result["explanation"], result["explanation"]
     assert (tmp_path / "out" / "confusion_matrix.png").is_file()

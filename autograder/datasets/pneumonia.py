@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .registry import DatasetMissing, Split, register
 
@@ -164,7 +163,8 @@ def imagenet_resnet18(profile: str, data_root: str | Path | None = None, width: 
         if (folder / RESNET18_FILE).is_file():
             with torch.device("meta"):
                 model = resnet18()
-            model.load_state_dict(torch.load(folder / RESNET18_FILE, map_location="cpu", weights_only=True), assign=True)
+            state = torch.load(folder / RESNET18_FILE, map_location="cpu", weights_only=True)
+            model.load_state_dict(state, assign=True)
             return model
     raise WeightsMissing(f"the ImageNet weights of resnet18 ({RESNET18_FILE}) are not staged; looked in "
                          f"{', '.join(str(f) for f in folders)}. Put torchvision's file there (graded notebooks see "

@@ -380,15 +380,20 @@ def _predictions(run: dict, options: dict):
 
 @_check("pneumonia_service_bad_input")
 def _bad_input(run: dict, options: dict):
+    def problem(s: dict) -> str | None:
+        if "status" not in s:
+            return f"{s['what']} got no answer ({s.get('error')})"
+        if not 400 <= s["status"] < 500:
+            return f"{s['what']} got {s['status']}"
+        return None if isinstance(s.get("body"), dict) else f"{s['what']} got {s['status']} without a JSON error"
+
     bad = [s for s in run["sent"] if s["kind"] == "bad"]
-    wrong = [s["what"] + (f" got {s['status']}" if "status" in s else f" got no answer ({s.get('error')})")
-             + ("" if not 400 <= s.get("status", 0) < 500 or isinstance(s.get("body"), dict) else " without a JSON error")
-             for s in bad if not (400 <= s.get("status", 0) < 500 and isinstance(s.get("body"), dict))]
-    ok = len(bad) - len(wrong)
-    score = ok / max(len(bad), 1) * (1.0 if run.get("alive_after") else 0.5)
-    text = f"{ok} of {len(bad)} bad inputs got a 4xx with a JSON error"
-    text += "" if not wrong else " (" + "; ".join(wrong) + ")"
-    text += "; the service was alive afterwards" if run.get("alive_after") else "; the service was not alive afterwards"
+    wrong = [p for p in map(problem, bad) if p]
+    alive = bool(run.get("alive_after"))
+    score = (len(bad) - len(wrong)) / max(len(bad), 1) * (1.0 if alive else 0.5)
+    text = f"{len(bad) - len(wrong)} of {len(bad)} bad inputs got a 4xx with a JSON error"
+    text += f" ({'; '.join(wrong)})" if wrong else ""
+    text += "; the service was alive afterwards" if alive else "; the service was not alive afterwards"
     return score, text, {"wrong": wrong}
 
 
