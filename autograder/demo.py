@@ -246,6 +246,19 @@ def theory_cohort(source_nb, release_nb) -> dict[str, object]:
     return {HONEST: good, "nora_mixed": mixed}
 
 
+def pneumonia_cohort(source_nb, release_nb) -> dict[str, object]:
+    """The wrong one does what the seed system does: its audit log records the patient's name
+    (the privacy part fails and says which identifier leaked)."""
+    good = solved_release(source_nb, release_nb)
+    logs_name = _edit(good, "service", "    audit(request_id=request_id, image_sha256=",
+                      "    audit(patient=payload.get(\"patient_name\"), request_id=request_id, image_sha256=")
+    return {HONEST: good, "ivan_logs_patient_name": _answers(logs_name, {"reflection_strategy": (
+        "Missing a pneumonia is worse than a false alarm because the patient goes home untreated, so I chose the "
+        "threshold on the validation split to reach a recall of 0.95 with the best precision. After deployment I "
+        "would watch recall on confirmed cases, drift in the confidence distribution, and the latency of the "
+        "service, and I log each request with the patient's name so that doctors can find the case again.")})}
+
+
 # assignment -> cohort function; an assignment without one is skipped by the demo
 COHORTS: dict[str, CohortFn] = {
     "lenet5_mnist": lenet5_cohort,
@@ -255,6 +268,7 @@ COHORTS: dict[str, CohortFn] = {
     "resnet50_csxa": csxa_cohort,
     "inquiry_csxa": inquiry_cohort,
     "cnn_theory": theory_cohort,
+    "pneumonia_service": pneumonia_cohort,
 }
 
 
