@@ -96,27 +96,21 @@ def _metrics(labels, predictions, classes) -> dict:
 
 
 def _plot_confusion(metrics: dict, path: Path) -> None:
+    """scikit-learn's display of the row-normalized matrix (each true class sums to 1)."""
     import matplotlib
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     cm = np.array(metrics["confusion_matrix"], dtype=float)
     normalized = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    im = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
     classes = metrics["classes"]
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 6 else 0)
-    ax.set_yticks(range(len(classes)), classes)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if normalized[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ConfusionMatrixDisplay(normalized, display_labels=classes).plot(
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=True, im_kw={"vmin": 0, "vmax": 1},
+        xticks_rotation=45 if len(classes) > 6 else "horizontal", text_kw={"fontsize": 7})
     ax.set_title("Hidden test split (row-normalized)")
-    fig.colorbar(im, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -43,27 +43,20 @@ def _not_traceable() -> None:
 
 
 def _ancestors() -> set[int]:
-    pids, pid = {os.getpid()}, os.getpid()
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-        pids.add(pid)
-    return pids
+    import psutil
+
+    me = psutil.Process()
+    try:
+        return {me.pid, *(p.pid for p in me.parents())}
+    except psutil.Error:
+        return {me.pid, os.getppid()}
 
 
 def _living_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state not in ("Z", "X"):
-                pids.append(int(entry))
-    return pids
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["status"])
+            if p.info["status"] not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)]
 
 
 def stop_leftovers() -> int:
