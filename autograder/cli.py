@@ -203,7 +203,8 @@ def cmd_status(args) -> int:
     st = assignment_status(course, course.check_assignment(args.assignment))
     table = Table(title=f"{st.assignment}: status")
     for col in ("student", "collected", "graded", "score", "needs review", "grader error", "late"):
-        table.add_column(col, overflow="fold")
+        # the late column keeps its sentence on one line ("submitted 33.0 hours after the due date")
+        table.add_column(col, overflow="fold", min_width=40 if col == "late" else None)
     for r in st.students:
         score = "" if r.score is None else f"{r.score:g}/{r.max_score:g}"
         graded = (r.graded or "no") + (" (changed since)" if r.changed else "")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import hsv_to_rgb
 
-from .registry import DatasetMissing, Split, register
+from .registry import DatasetMissing, Split, read_images, register
 
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet
@@ -57,13 +57,8 @@ def _image_folder(folder: Path, what: str):
 
 
 def _read(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:
-    from torch.utils.data import DataLoader, Subset
-
-    images, labels = [], []
-    for x, y in DataLoader(Subset(dataset, list(indices)), batch_size=64):
-        images.append(x)
-        labels.append(y)
-    return _normalize(torch.cat(images)), torch.cat(labels).long()
+    images, labels = read_images(dataset, indices)
+    return _normalize(images), labels
 
 
 @register("flowers", "full")

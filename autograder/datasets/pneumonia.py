@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .registry import DatasetMissing, Split, register
+from .registry import DatasetMissing, Split, read_images, register
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 POSITIVE = 1                                   # index of PNEUMONIA
@@ -99,13 +99,8 @@ def _image_folder(folder: Path, what: str):
 
 
 def _read(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:
-    from torch.utils.data import DataLoader, Subset
-
-    images, labels = [], []
-    for x, y in DataLoader(Subset(dataset, list(indices)), batch_size=64):
-        images.append(x)
-        labels.append(y)
-    return normalize(torch.cat(images)), torch.cat(labels).long()
+    images, labels = read_images(dataset, indices)
+    return normalize(images), labels
 
 
 def hidden_files(hidden_root: Path | None) -> list[tuple[Path, int]]:

@@ -30,6 +30,18 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device), self.classes)
 
 
+def read_images(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images N x C x H x W and labels N of an image dataset (torchvision's ImageFolder), in
+    batches; the loaders of real data normalize them their own way."""
+    from torch.utils.data import DataLoader, Subset
+
+    images, labels = [], []
+    for x, y in DataLoader(Subset(dataset, list(indices)), batch_size=64):
+        images.append(x)
+        labels.append(y)
+    return torch.cat(images), torch.cat(labels).long()
+
+
 # name -> profile -> loader(split, root, seed) ; filled by the dataset modules below.
 _LOADERS: dict[str, dict[str, Callable[..., Split]]] = {}
 

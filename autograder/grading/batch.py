@@ -194,10 +194,11 @@ def _changed_grades(decisions: list[Decision], results: list[GradeResult]) -> li
 
 def grade_assignment(course: Course, assignment: str, profile: str | None = None, student: str | None = None,
                      sandboxed: bool = True, workers: int | None = None, scheduler: str | None = None,
-                     force: bool = False, log: Callable[[str], None] = print, console=None) -> BatchOutcome:
-    """Grade what is not graded yet of one assignment (see `grade_assignments`)."""
+                     force: bool = False, log: Callable[[str], None] = print, console=None,
+                     **options) -> BatchOutcome:
+    """Grade what is not graded yet of one assignment (see `grade_assignments` for `options`)."""
     return grade_assignments(course, [assignment], profile, student, sandboxed, workers, scheduler, force,
-                             log, console)[assignment]
+                             log, console, **options)[assignment]
 
 
 @dataclass
@@ -417,10 +418,3 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
     published = publish(course, rubric, profile, completed + ungraded)
     return BatchOutcome(results, published.csv, published.report, time.perf_counter() - start,
                         record.grader_failures(course, rubric.assignment), record_s=time.perf_counter() - began)
-
-    began = time.perf_counter()
-    completed = [r for r in results if not r.grader_side]
-    copied = flag_copied_answers(rubric, completed)
-    for result in completed:   # the attempt on disk keeps the flag too: exports and later reports read it
-        if result.student in copied:
-            record.write_attempt(result)
