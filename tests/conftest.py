@@ -133,3 +133,20 @@ def known_reference_time(work, profile: str, seconds: float) -> None:
     write_reference_cells(work.cache_dir, ASSIGNMENT, profile, {
         c.metadata["nbgrader"]["grade_id"]: 0.2 if c.metadata["nbgrader"]["grade_id"].startswith("test_") else 10.0
         for c in source.cells if c.cell_type == "code" and "grade_id" in c.metadata.get("nbgrader", {})})
+
+
+def course_copy(root: Path, notebook_timeout_s: float = 120, cell_timeout_s: float = 90):
+    """A course root of its own (config, references, rubrics; so a test may edit them) with its
+    work folder inside, short time limits and data roots of its own (empty until staged)."""
+    import shutil
+    from dataclasses import replace
+
+    root.mkdir(parents=True)
+    root.chmod(0o755)
+    shutil.copy(REPO / "course_config.py", root)
+    for folder in ("reference", "rubrics"):
+        shutil.copytree(REPO / folder, root / folder)
+    course = load_course(root)
+    tiny = replace(course.profile("tiny"), notebook_timeout_s=notebook_timeout_s, cell_timeout_s=cell_timeout_s)
+    return course.with_work(root / "w", profiles={**course.profiles, "tiny": tiny},
+                            data_root=root / "data", hidden_data_root=root / "hidden")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -20,7 +19,6 @@ import pytest
 import torch
 
 from autograder.build import build_assignment
-from autograder.course import load_course
 from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.pneumonia import CLASSES, encode_png, preprocess
 from autograder.datasets.registry import load_hidden_split
@@ -28,7 +26,7 @@ from autograder.demo import HONEST, _edit, pneumonia_cohort, write_cohort
 from autograder.grading.batch import grade_assignment
 from autograder.release import release_assignment
 
-from .conftest import REPO, SANDBOXED
+from .conftest import SANDBOXED, course_copy
 
 A = "pneumonia_service"
 MISTAKE = "ivan_logs_patient_name"
@@ -105,16 +103,7 @@ def _crashing(nb):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pneumonia") / "course"
-    root.mkdir()
-    root.chmod(0o755)
-    shutil.copy(REPO / "course_config.py", root)
-    for folder in ("reference", "rubrics"):
-        shutil.copytree(REPO / folder, root / folder)
-    course = load_course(root)
-    tiny = replace(course.profile("tiny"), notebook_timeout_s=180, cell_timeout_s=120)
-    course = course.with_work(root / "w", profiles={**course.profiles, "tiny": tiny},
-                              data_root=root / "data", hidden_data_root=root / "hidden")
+    course = course_copy(tmp_path_factory.mktemp("pneumonia") / "course", notebook_timeout_s=180, cell_timeout_s=120)
     build_assignment(course, A)
     release_assignment(course, A)
     source = nbformat.read(course.source_notebook(A), as_version=4)

@@ -9,7 +9,6 @@ graded through the real pipeline: sandbox, Dask, evaluator, nbgrader gradebook."
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder.build import build_assignment
-from autograder.course import CourseError, load_course
+from autograder.course import CourseError
 from autograder.demo import MARKER, cohort, run_demo, write_cohort
 from autograder.grading import record
 from autograder.grading.batch import grade_assignment
@@ -28,23 +27,10 @@ from autograder.grading.preflight import PreflightError
 from autograder.grading.run_notebook import MAX_CELL_BYTES, limit_notebook, limit_outputs
 from autograder.release import release_assignment
 
-from .conftest import REPO, SANDBOXED, known_reference_time, tree_hashes
+from .conftest import SANDBOXED, course_copy, known_reference_time, tree_hashes
 
 A = "lenet5_mnist"
 STUDENTS = ("alice_reference", "bob_weaker")
-
-
-def _course_copy(root: Path):
-    """A course root of its own (config, references, rubrics) with its work folder inside."""
-    root.mkdir(parents=True)
-    root.chmod(0o755)
-    shutil.copy(REPO / "course_config.py", root)
-    for folder in ("reference", "rubrics"):
-        shutil.copytree(REPO / folder, root / folder)
-    course = load_course(root)
-    tiny = replace(course.profile("tiny"), notebook_timeout_s=120, cell_timeout_s=90)
-    return course.with_work(root / "w", profiles={**course.profiles, "tiny": tiny},
-                            data_root=root / "data", hidden_data_root=root / "hidden")
 
 
 def _scores(course) -> dict[str, float]:
@@ -59,7 +45,7 @@ def _quiet(_):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Two honest-to-goodness submissions and a folder with two notebooks, graded once."""
-    course = _course_copy(tmp_path_factory.mktemp("trust") / "course")
+    course = course_copy(tmp_path_factory.mktemp("trust") / "course")
     build_assignment(course, A)
     release_assignment(course, A)
     source = nbformat.read(course.source_notebook(A), as_version=4)
