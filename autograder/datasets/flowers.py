@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import hsv_to_rgb
 
-from .registry import DatasetMissing, Split, read_images, register
+from .registry import DatasetMissing, Split, image_folder, read_images, register
 
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet
@@ -41,19 +41,10 @@ def _normalize(images: torch.Tensor) -> torch.Tensor:
 # ---- full: the photos, read with torchvision's ImageFolder, never downloaded ------------------
 
 def _image_folder(folder: Path, what: str):
-    from torchvision import datasets, transforms
-
-    missing = [c for c in CLASSES if not (folder / c).is_dir() or not any((folder / c).iterdir())]
-    if missing:
-        raise DatasetMissing(
-            f"flower photos ({what}) are missing under {folder}: no images for {', '.join(missing)}. "
-            f"Expected {folder}/<class>/*.jpg for the classes {', '.join(CLASSES)} (TensorFlow's flower_photos "
-            f"archive, split with autograder.datasets.flowers.stage_flowers). Nothing is downloaded at run time.")
-    transform = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(FULL_SIZE), transforms.ToTensor()])
-    dataset = datasets.ImageFolder(str(folder), transform=transform)
-    if tuple(dataset.classes) != CLASSES:
-        raise DatasetMissing(f"{folder} holds the classes {dataset.classes}; expected exactly {list(CLASSES)}")
-    return dataset
+    return image_folder(folder, CLASSES, FULL_SIZE, missing_message=lambda missing: (
+        f"flower photos ({what}) are missing under {folder}: no images for {', '.join(missing)}. "
+        f"Expected {folder}/<class>/*.jpg for the classes {', '.join(CLASSES)} (TensorFlow's flower_photos "
+        f"archive, split with autograder.datasets.flowers.stage_flowers). Nothing is downloaded at run time."))
 
 
 def _read(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .registry import DatasetMissing, Split, read_images, register
+from .registry import DatasetMissing, Split, image_folder, read_images, register
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 POSITIVE = 1                                   # index of PNEUMONIA
@@ -81,21 +81,11 @@ def encode_png(image: torch.Tensor) -> bytes:
 # ---- full: the Kermany et al. folders ---------------------------------------------------------
 
 def _image_folder(folder: Path, what: str):
-    from torchvision import datasets, transforms
-
-    missing = [c for c in CLASSES if not (folder / c).is_dir() or not any((folder / c).iterdir())]
-    if missing:
-        raise DatasetMissing(
-            f"chest X-rays ({what}) are missing under {folder}: no images in "
-            f"{', '.join(str(folder / c) for c in missing)}. Expected {folder}/NORMAL/*.jpeg and "
-            f"{folder}/PNEUMONIA/*.jpeg (the Kermany et al. chest_xray archive: train and val under the data "
-            f"root, test under the hidden data root). Nothing is downloaded at run time.")
-    transform = transforms.Compose([transforms.Grayscale(3), transforms.Resize(256), transforms.CenterCrop(FULL_SIZE),
-                                    transforms.ToTensor()])
-    dataset = datasets.ImageFolder(str(folder), transform=transform)
-    if tuple(dataset.classes) != CLASSES:
-        raise DatasetMissing(f"{folder} holds the classes {dataset.classes}; expected exactly {list(CLASSES)}")
-    return dataset
+    return image_folder(folder, CLASSES, FULL_SIZE, grey=True, missing_message=lambda missing: (
+        f"chest X-rays ({what}) are missing under {folder}: no images in "
+        f"{', '.join(str(folder / c) for c in missing)}. Expected {folder}/NORMAL/*.jpeg and "
+        f"{folder}/PNEUMONIA/*.jpeg (the Kermany et al. chest_xray archive: train and val under the data "
+        f"root, test under the hidden data root). Nothing is downloaded at run time."))
 
 
 def _read(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,6 +30,22 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device), self.classes)
 
 
+def image_folder(folder: Path, classes: tuple[str, ...], size: int, missing_message, grey: bool = False):
+    """torchvision's ImageFolder over `folder`/<class>/*, resized and centre-cropped to `size`,
+    holding exactly `classes`; `missing_message(missing class folders)` says what goes where."""
+    from torchvision import datasets, transforms
+
+    missing = [c for c in classes if not (folder / c).is_dir() or not any((folder / c).iterdir())]
+    if missing:
+        raise DatasetMissing(missing_message(missing))
+    steps = [transforms.Grayscale(3)] if grey else []
+    transform = transforms.Compose([*steps, transforms.Resize(256), transforms.CenterCrop(size), transforms.ToTensor()])
+    dataset = datasets.ImageFolder(str(folder), transform=transform)
+    if tuple(dataset.classes) != tuple(classes):
+        raise DatasetMissing(f"{folder} holds the classes {dataset.classes}; expected exactly {list(classes)}")
+    return dataset
+
+
 def read_images(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:
     """Images N x C x H x W and labels N of an image dataset (torchvision's ImageFolder), in
     batches; the loaders of real data normalize them their own way."""

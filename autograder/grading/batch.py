@@ -406,7 +406,8 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
         if result.student in copied:
             record.write_attempt(result)
     record.record_gradebook(course, rubric, completed)
-    standing = {r.student: r for r in record.latest_results(course, rubric.assignment)}
+    on_disk = record.recorded(course, rubric.assignment)   # every attempt read once for the batch
+    standing = {r.student: r for r in on_disk[0]}
     standing.update({r.student: r for r in completed})
     # a failure gets a feedback page only where no grade stands (it says so, and nothing internal)
     ungraded = [r for r in results if r.grader_side and standing.get(r.student, r).grader_side]
@@ -415,6 +416,6 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
                                    course.due_date(rubric.assignment), course.late_penalty)
     for result in completed:
         record.publish_notebook(course, result)
-    published = publish(course, rubric, profile, completed + ungraded)
+    published = publish(course, rubric, profile, completed + ungraded, recorded=on_disk)
     return BatchOutcome(results, published.csv, published.report, time.perf_counter() - start,
-                        record.grader_failures(course, rubric.assignment), record_s=time.perf_counter() - began)
+                        on_disk[1], record_s=time.perf_counter() - began)

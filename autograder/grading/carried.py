@@ -23,7 +23,7 @@ from .results import GradeResult
 
 MAX_FILE_BYTES = 16 * 2**20      # one returned file (an executed notebook is capped at 8 MB of outputs)
 MAX_RETURN_BYTES = 48 * 2**20    # everything a task returns
-RETURNED = ("work/{a}.ipynb", "grader", "grader-error.txt", "feedback.html")
+RETURNED = ("work/{a}.ipynb", "grader", "grader-error.txt")   # feedback is rendered by the client
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..course import Course
 from ..nbgrader_config import nbgrader_api, open_gradebook
 from ..rubric import Rubric
-from .results import RETRY_FLAGS, GradeResult
+from .results import GradeResult
 from .stored import RESULT_FILE, read_attempt, write_attempt  # noqa: F401 - record's public API
 
 
@@ -108,7 +108,7 @@ def publish_notebook(course: Course, result: GradeResult) -> bool:
     have stopped before the attempt folder was sealed), and only a regular file opened without
     following a link; written through a new file, so a link at the target is replaced, never
     followed. Returns whether it published."""
-    if RETRY_FLAGS & set(result.flags):
+    if result.grader_side:
         return False
     work = Path(result.output_dir) / "work"
     try:
@@ -164,16 +164,21 @@ def standing(found: list[GradeResult]) -> GradeResult | None:
     return completed[-1] if completed else (found[-1] if found else None)
 
 
+def recorded(course: Course, assignment: str) -> tuple[list[GradeResult], list[GradeResult]]:
+    """Every student's attempts read once: (the standing attempts, the newest attempts that are
+    grader-side failures, which the instructor must look at)."""
+    found = [a for a in (attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))) if a]
+    return [standing(a) for a in found], [a[-1] for a in found if a[-1].grader_side]
+
+
 def latest_results(course: Course, assignment: str) -> list[GradeResult]:
     """The standing attempt of every student, read back from the attempt folders."""
-    latest = [standing(attempts(course, d.name, assignment)) for d in sorted(course.autograded_dir.glob("*"))]
-    return [r for r in latest if r]
+    return recorded(course, assignment)[0]
 
 
 def grader_failures(course: Course, assignment: str) -> list[GradeResult]:
-    """Students whose newest attempt is a grader-side failure: what the instructor must look at."""
-    newest = [attempts(course, d.name, assignment) for d in sorted(course.autograded_dir.glob("*"))]
-    return [a[-1] for a in newest if a and a[-1].grader_side]
+    """Students whose newest attempt is a grader-side failure."""
+    return recorded(course, assignment)[1]
 
 
 def gradebook_marks(course: Course, assignment: str) -> dict[str, dict[str, dict]]:

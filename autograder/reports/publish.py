@@ -67,11 +67,13 @@ def with_marks(result: GradeResult, rubric: Rubric, marks: dict | None) -> Grade
 
 
 def publish(course: Course, rubric: Rubric, profile: str | None = None,
-            results: list[GradeResult] | None = None) -> Published:
+            results: list[GradeResult] | None = None, recorded: tuple | None = None) -> Published:
     """Render every student's standing attempt (`results` replace what is on disk for their students):
-    the newest one the grader completed; a grader-side failure never replaces a grade."""
+    the newest one the grader completed; a grader-side failure never replaces a grade.
+    `recorded`: `record.recorded(...)` when the caller has just read it."""
     name = rubric.assignment
-    every = {r.student: r for r in record.latest_results(course, name)}
+    standing, failures = recorded or record.recorded(course, name)
+    every = {r.student: r for r in standing}
     every.update({r.student: r for r in results or []})
     if not every and results is None:   # `autograder publish` before any grading
         raise FileNotFoundError(f"no graded attempts of {name} under {course.autograded_dir}; run `autograder grade {name}`")
@@ -93,6 +95,5 @@ def publish(course: Course, rubric: Rubric, profile: str | None = None,
     report.parent.mkdir(parents=True, exist_ok=True)
     links = {s: os.path.relpath(pages[s], report.parent) for s in every}
     profile = profile or next((r.profile for r in every.values()), "")
-    report.write_text(render_class_report(rubric, list(every.values()), profile, links, marks, late,
-                                          record.grader_failures(course, name)))
+    report.write_text(render_class_report(rubric, list(every.values()), profile, links, marks, late, failures))
     return Published(pages, csv_path, report, final)

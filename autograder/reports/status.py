@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..course import Course
 from ..grading import record
 from ..grading.batch import discover
-from ..grading.results import RETRY_FLAGS, file_sha256
+from ..grading.results import file_sha256
 from .publish import lateness
 
 
@@ -34,6 +34,7 @@ class AssignmentStatus:
 def assignment_status(course: Course, assignment: str) -> AssignmentStatus:
     subs = {s.student: s for s in discover(course, assignment)}
     latest = {r.student: r for r in record.latest_results(course, assignment)}
+    failed = {r.student for r in record.grader_failures(course, assignment)}   # newest attempt, even over a grade
     final = record.final_scores(course, assignment)
     late = lateness(course, assignment, set(subs) | set(latest))
     rows = []
@@ -46,7 +47,7 @@ def assignment_status(course: Course, assignment: str) -> AssignmentStatus:
             row.graded, row.max_score = r.status, r.max_score
             row.score, row.needs_review = final.get(student, (r.score, r.needs_review))
             row.needs_review = row.needs_review or r.needs_review and student not in final
-            row.grader_error = bool(RETRY_FLAGS & set(r.flags))
+            row.grader_error = r.grader_side or student in failed
             row.changed = student in subs and file_sha256(subs[student].path) != r.submission_sha256
         rows.append(row)
     return AssignmentStatus(assignment, rows, _todo(assignment, rows))

@@ -213,7 +213,7 @@ class FeedbackView:
 
 
 def _status_sentence(result: GradeResult, others: frozenset[str]) -> str:
-    if RETRY_FLAGS & set(result.flags):
+    if result.grader_side:
         return "The grader had a problem of its own with your notebook; it will be graded again, and your grade will not suffer."
     if result.status == "failed":
         raised = [e for e in result.cell_errors if not str(e.get("cell", "")).startswith("test_")]
@@ -279,7 +279,7 @@ def report_row(result: GradeResult, rubric: Rubric, marks: dict | None, lateness
         reasons.insert(0, f"{result.status}: {result.message}")
     return ReportRow(result.student, result.status, parts, sum(v.points or 0.0 for v in parts), result.max_score,
                      lateness.describe() if lateness else "", reasons, result.message,
-                     bool(RETRY_FLAGS & set(result.flags)))
+                     result.grader_side)
 
 
 def _short_reason(part: PartResult) -> str:
