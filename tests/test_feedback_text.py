@@ -20,6 +20,15 @@ def test_private_cuts_paths_and_other_students_but_keeps_ordinary_text():
     assert "https://pytorch.org/docs/stable" in out and "3/4 points, lr 0.02 -> 0.005" in out
 
 
+def test_private_cuts_paths_right_after_a_terminal_colour_code():
+    """A traceback line colours its file path: the colour code must not shield the path (the
+    Python installation's path leaked into nbgrader's feedback when it lay under /tmp)."""
+    line = "\x1b[0;32m/srv/course/.venv/lib/python3.11/site-packages/torch/nn/modules/module.py:1783\x1b[0m, in f"
+    shown = private(line)
+    assert "/srv/" not in shown and "site-packages" not in shown
+    assert shown == "\x1b[0;32m…/module.py:1783\x1b[0m, in f"
+
+
 def test_comment_loses_scorer_internals():
     comment = ("Suggested 3.5/4: met reports_results (1/1) by wording: \"97%\"; partly met proposes_one_change (0.46/1) "
                "by meaning, similarity 0.65: \"x\"; similarity to the reference answer 0.69; raw score 0.85")

@@ -16,17 +16,23 @@ from ..rubric import Rubric
 
 # An absolute path of two or more components ('/tmp/x/attempts/001/work/a.npy', 'C:\\x\\y').
 _PATH = re.compile(r"(?<![\w.:/])(?:/[\w.+@~-]+){2,}/?|\b[A-Za-z]:\\[^\s'\"]+")
+_ANSI = re.compile(r"(\x1b\[[0-9;]*[A-Za-z])")
 _NEAR_DUPLICATE = re.compile(r"near-duplicate of .+?'s answer")
 # Scorer internals in a reflection's reasons: not for students.
 _INTERNAL_REASON = re.compile(r"^(similarity to the reference|raw score|confidence|calibrat)", re.I)
 _CRITERION = re.compile(r"^(met|partly met|missing) (\w+) \(([\d.]+)/([\d.]+)\)")
 
 
+def _last_name(match: re.Match) -> str:
+    return "…/" + re.split(r"[/\\]", match.group(0).rstrip("/\\"))[-1]
+
+
 def private(text: str, others: frozenset[str] = frozenset()) -> str:
     """`text` as a student may read it: paths reduced to their last name, other students' ids
     replaced by 'another student'."""
     text = _NEAR_DUPLICATE.sub("near-duplicate of another student's answer", str(text))
-    text = _PATH.sub(lambda m: "…/" + re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1], text)
+    # a terminal colour code may stand right before a path (tracebacks): the codes are kept apart
+    text = "".join(part if _ANSI.fullmatch(part) else _PATH.sub(_last_name, part) for part in _ANSI.split(text))
     for other in sorted(others, key=len, reverse=True):
         if len(other) >= 3:
             text = re.sub(rf"(?<![\w.-]){re.escape(other)}(?![\w-])", "another student", text)
