@@ -69,10 +69,11 @@ from autograder.reflection.calibration import (  # noqa: E402
     fit_pairs,
 )
 from autograder.reflection.concepts import content_stems, split_sentences, tokens  # noqa: E402
-from autograder.reflection.gaming import COPY_MIN_WORDS  # noqa: E402
+from autograder.reflection.gaming import COPY_MIN_WORDS, NO_REVIEW_FLAGS  # noqa: E402
 from autograder.reflection.embedding import embed  # noqa: E402
 from autograder.reflection.scorer import (  # noqa: E402
     FEATURE_NAMES,
+    REVIEW_BELOW,
     analysis_texts,
     analyze,
     raw_score,
@@ -408,7 +409,7 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
         held.append((spec, rest, np.mean([ok for _, _, ok in graded])))
     embedder.prefetch([t for spec, graded in items for a, _ in graded for t in analysis_texts(a, spec)])
     calibrations = fit_course(items, embedder)
-    points, labels, routed, means = [], [], [], []
+    points, labels, routed, means, conf, shares, flagged = [], [], [], [], [], [], []
     for spec, rest, mean_k in held:
         cal = calibrations[spec.id]
         embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, spec)] + [a for a, _ in cal.exemplars])
@@ -418,7 +419,16 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
             labels.append(float(ok))
             routed.append(s.needs_review)
             means.append(mean_k)
+            conf.append(s.confidence)
+            shares.append(s.share_before_caps)
+            flagged.append(any(f not in NO_REVIEW_FLAGS for f in s.flags))
     points, labels, routed, means = map(np.array, (points, labels, routed, means))
+    # the trade-off the review line makes: what other lines would give (step-rounded share)
+    right = np.round(np.array(shares)) == labels
+    curve = []
+    for line in (0.3, 0.4, 0.5, 0.6, 0.7):
+        sure = (np.array(conf) >= line) & ~np.array(flagged)
+        curve.append((line, float((sure & right).mean()), float((sure & ~right).mean())))
     exact = (np.abs(points - labels) < 1e-9) & ~routed
     off = (np.abs(points - labels) >= 0.5) & ~routed
     return {
@@ -429,6 +439,7 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
         "routed": float(routed.mean()),
         "rmse": float(np.sqrt(np.mean((points - labels) ** 2))),
         "mean_rmse": float(np.sqrt(np.mean((means - labels) ** 2))),
+        "curve": curve,
     }
 
 
@@ -585,6 +596,9 @@ def main() -> int:
     print(f"  equal to the label and not routed {fs['exact_unrouted']:.1%}; off by half or more and not routed "
           f"{fs['off_half_unrouted']:.1%}; routed {fs['routed']:.1%}")
     print(f"  RMSE {fs['rmse']:.3f} (mean of the k grades: {fs['mean_rmse']:.3f})")
+    print("  other review lines (confidence below the line is routed): line, equal and not routed, off and not routed")
+    for line, exact, off in fs["curve"]:
+        print(f"    {line:.1f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW" if abs(line - REVIEW_BELOW) < 1e-9 else ""))
     out[f"fewshot_k{args.k}_exact_unrouted"] = round(fs["exact_unrouted"], 3)
     out[f"fewshot_k{args.k}_rmse"] = round(fs["rmse"], 3)
     out[f"fewshot_k{args.k}_mean_rmse"] = round(fs["mean_rmse"], 3)
