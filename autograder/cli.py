@@ -93,7 +93,7 @@ def summary_table(results) -> Table:
 
 
 def cmd_grade(args) -> int:
-    from .grading.batch import grade_assignments
+    from .grade import grade_assignments
 
     course = _course(args)
     if args.unsandboxed:

@@ -298,7 +298,7 @@ class DemoRun:
 def grade_all(course: Course, names: list[str], sandboxed: bool, log: Callable[[str], None] = print,
               workers: int | None = None) -> tuple[dict[str, BatchOutcome], dict[str, float | None]]:
     """Grade every cohort in one Dask cluster and one dispatch, through the one grading path."""
-    from .grading.batch import grade_assignments
+    from .grade import grade_assignments
     from .grading.timing import cached_reference_seconds, machine_key
 
     outcomes = grade_assignments(course, names, PROFILE, sandboxed=sandboxed, workers=workers, log=log,

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from autograder.build import build_assignment  # noqa: E402
 from autograder.course import load_course  # noqa: E402
 from autograder.demo import ASSIGNMENT, cohort, write_cohort  # noqa: E402
-from autograder.grading.batch import grade_assignment  # noqa: E402
+from autograder.grade import grade_assignment  # noqa: E402
 from autograder.nbgrader_config import ensure_tools_on_path, write_nbgrader_config  # noqa: E402
 from autograder.release import release_assignment  # noqa: E402
 from autograder.sandbox import bwrap_available  # noqa: E402

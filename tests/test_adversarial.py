@@ -25,7 +25,7 @@ from rich.console import Console
 
 from autograder.build import build_assignment
 from autograder.datasets.hidden import course_secret
-from autograder.grading.batch import grade_assignment
+from autograder.grade import grade_assignment
 from autograder.grading.checks.context import EvalContext
 from autograder.grading.reference_cells import write_reference_cells
 from autograder.grading.results import RETRY_FLAGS

@@ -21,7 +21,7 @@ from nbgrader.api import Gradebook
 
 from autograder.demo import ASSIGNMENT as A
 from autograder.grading import record
-from autograder.grading.batch import grade_assignment
+from autograder.grade import grade_assignment
 from autograder.grading.cpu_env import GPU_SHARE_ENV
 from autograder.grading.dispatch import SchedulerLost, default_workers, gpu_of_worker, memory_fraction
 from autograder.grading.execute import ExecutionSettings, _child_env

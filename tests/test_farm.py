@@ -16,7 +16,8 @@ import pytest
 
 from autograder.demo import ASSIGNMENT
 from autograder.grading import record
-from autograder.grading.batch import execution_settings, grade_assignment, make_task
+from autograder.grade import grade_assignment
+from autograder.grading.batch import execution_settings, make_task
 from autograder.grading.dispatch import dispatch, grading_client
 from autograder.grading.results import Submission
 from autograder.rubric import load_rubric

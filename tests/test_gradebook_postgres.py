@@ -52,7 +52,7 @@ def postgres():
 
 
 def test_grades_land_in_a_postgresql_gradebook(course, postgres, tmp_path):
-    from autograder.grading.batch import grade_assignment
+    from autograder.grade import grade_assignment
 
     work = cohort_course(course.with_work(tmp_path, gradebook_url=postgres), tmp_path / "w",
                          ("erin_untouched", "grace_not_a_notebook"))

@@ -23,7 +23,7 @@ from autograder.datasets import DatasetMissing, load_split
 from autograder.datasets.pneumonia import CLASSES, encode_png, preprocess
 from autograder.datasets.registry import load_hidden_split
 from autograder.demo import HONEST, _edit, pneumonia_cohort, write_cohort
-from autograder.grading.batch import grade_assignment
+from autograder.grade import grade_assignment
 from autograder.release import release_assignment
 
 from .conftest import SANDBOXED, course_copy

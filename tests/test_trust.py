@@ -22,7 +22,7 @@ from autograder.build import build_assignment
 from autograder.course import CourseError
 from autograder.demo import MARKER, cohort, run_demo, write_cohort
 from autograder.grading import record
-from autograder.grading.batch import grade_assignment
+from autograder.grade import grade_assignment
 from autograder.grading.preflight import PreflightError
 from autograder.grading.run_notebook import MAX_CELL_BYTES, limit_notebook, limit_outputs
 from autograder.release import release_assignment

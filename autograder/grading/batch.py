@@ -1,4 +1,6 @@
-"""grade an assignment: discover submissions, dispatch one task each through Dask, record once.
+"""Grade assignments: discover submissions, decide what to run, dispatch one task each through
+Dask, record once. Publishing what was recorded (feedback, CSV, class report) is the caller's:
+`autograder/grade.py` puts the two together, so grading never imports reports.
 
 The client (this process) alone writes the gradebook; tasks return plain GradeResults.
 """
@@ -16,6 +18,7 @@ from typing import Callable
 from ..course import Course
 from ..secret import course_secret
 from ..intake.roster import valid_student_id
+from ..intake.timestamps import submitted_at
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
@@ -34,11 +37,14 @@ from .timing import cached_reference_seconds, cluster_key, machine_key, store_re
 @dataclass
 class BatchOutcome:
     results: list[GradeResult]
-    csv: Path
-    report: Path
     wall_s: float
     grader_failures: list[GradeResult] = field(default_factory=list)   # newest attempts the grader failed
-    record_s: float = 0.0      # the client's recording: gradebook, feedback, CSV, class report
+    record_s: float = 0.0      # the client's recording: gradebook, then feedback, CSV, class report
+    rubric: Rubric | None = None
+    to_publish: list[GradeResult] = field(default_factory=list)   # what replaces the attempts on disk
+    recorded: tuple | None = None     # record.recorded(), read once after recording
+    csv: Path | None = None           # set by publishing (autograder/grade.py)
+    report: Path | None = None
 
 
 def execution_settings(course: Course, rubric: Rubric, profile: str, sandboxed: bool,
@@ -192,15 +198,6 @@ def _changed_grades(decisions: list[Decision], results: list[GradeResult]) -> li
             if r.student in before and not r.grader_side and abs(r.score - before[r.student].score) > 1e-9]
 
 
-def grade_assignment(course: Course, assignment: str, profile: str | None = None, student: str | None = None,
-                     sandboxed: bool = True, workers: int | None = None, scheduler: str | None = None,
-                     force: bool = False, log: Callable[[str], None] = print, console=None,
-                     **options) -> BatchOutcome:
-    """Grade what is not graded yet of one assignment (see `grade_assignments` for `options`)."""
-    return grade_assignments(course, [assignment], profile, student, sandboxed, workers, scheduler, force,
-                             log, console, **options)[assignment]
-
-
 @dataclass
 class _Assignment:
     """One assignment's share of a grading session: its rubric, settings and submissions."""
@@ -216,9 +213,9 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
                       scheduler: str | None = None, force: bool = False, log: Callable[[str], None] = print,
                       console=None, limits: dict[str, dict] | None = None,
                       per_gpu: int = 1, shared_folder: bool | None = None) -> dict[str, BatchOutcome]:
-    """The one grading path (the CLI, the demo and the benchmarks call it): preflight every
-    assignment, measure missing reference times on the cluster in parallel, grade what is not
-    graded yet (everything with `force`) in one dispatch, record and report per assignment.
+    """Preflight every assignment, measure missing reference times on the cluster in parallel,
+    grade what is not graded yet (everything with `force`) in one dispatch, record per assignment
+    (the one grading path; `autograder.grade` adds publishing, and everyone calls that).
 
     `console`: a rich Console for the live progress display (the CLI); None logs a line per result.
     `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`.
@@ -283,7 +280,7 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
     if any(d.action in ("rescore", "reevaluate") for d in decisions):
         log(f"scored again: {len(changes)} grade(s) changed" + (f": {', '.join(changes)}" if changes else ""))
     kept = [d.result for d in decisions if d.action == "keep"]
-    return {name: finish(course, job.rubric, [r for r in results + kept if r.assignment == name], profile, start)
+    return {name: finish(course, job.rubric, [r for r in results + kept if r.assignment == name], start)
             for name, job in jobs.items()}
 
 
@@ -393,12 +390,9 @@ def flag_copied_answers(rubric: Rubric, results: list[GradeResult]) -> set[str]:
     return changed
 
 
-def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: str, start: float) -> BatchOutcome:
-    """Record a batch: the gradebook, then feedback, CSV and class report from it (formgrader's
-    manual scores win). A grader-side failure is listed for the instructor and never replaces a
-    grade, nor its feedback."""
-    from ..reports.publish import publish, submitted_at
-
+def finish(course: Course, rubric: Rubric, results: list[GradeResult], start: float) -> BatchOutcome:
+    """Record a batch in the gradebook. A grader-side failure is listed for the instructor and
+    never replaces a grade; it is published only where no grade stands."""
     began = time.perf_counter()
     completed = [r for r in results if not r.grader_side]
     copied = flag_copied_answers(rubric, completed)
@@ -416,6 +410,5 @@ def finish(course: Course, rubric: Rubric, results: list[GradeResult], profile: 
                                    course.due_date(rubric.assignment), course.late_penalty)
     for result in completed:
         record.publish_notebook(course, result)
-    published = publish(course, rubric, profile, completed + ungraded, recorded=on_disk)
-    return BatchOutcome(results, published.csv, published.report, time.perf_counter() - start,
-                        on_disk[1], record_s=time.perf_counter() - began)
+    return BatchOutcome(results, time.perf_counter() - start, on_disk[1], time.perf_counter() - began,
+                        rubric, completed + ungraded, on_disk)

@@ -20,6 +20,14 @@ def format_timestamp(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
+def submitted_at(course, student: str, assignment: str) -> datetime | None:
+    """When the student submitted (their folder's timestamp.txt), or None when unknown."""
+    try:
+        return parse_timestamp((course.submitted_dir / student / assignment / "timestamp.txt").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def parse_timestamp(text: str) -> datetime:
     """Read a timestamp as nbgrader does (nbgrader.utils.parse_utc), as an aware UTC datetime.
 

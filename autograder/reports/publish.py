@@ -18,7 +18,7 @@ from pathlib import Path
 from ..course import Course
 from ..grading import record
 from ..grading.results import GradeResult
-from ..intake.timestamps import parse_timestamp
+from ..intake.timestamps import submitted_at
 from ..rubric import Rubric
 from .html import render_class_report, render_feedback
 from .views import Lateness, apply_marks, PartView
@@ -41,13 +41,6 @@ def submission_info(course: Course, student: str, assignment: str) -> dict:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def submitted_at(course: Course, student: str, assignment: str):
-    try:
-        return parse_timestamp((course.submitted_dir / student / assignment / "timestamp.txt").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def lateness(course: Course, assignment: str, students) -> dict[str, Lateness]:
