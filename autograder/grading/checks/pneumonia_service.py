@@ -241,25 +241,27 @@ def _read_audit(dir_fd: int) -> tuple[list, str | None]:
 
 
 def _run_service(ctx: EvalContext, options: dict) -> dict:
-    """Start the service in the sandbox, probe it, stop it; plain data about what happened."""
+    """Start the service (sandboxed or not, as the session), probe it, stop it; plain data about
+    what happened. `grader_error` in it: the grader's side failed; `error`: the student's."""
     from ...sandbox import Limits, SandboxSpec, run_limited, run_sandboxed
     from ...datasets.pneumonia import hidden_images, preprocess
     from ..execute import PACKAGE_DIR, seal
 
     workdir = Path(ctx.artifacts).parent.resolve()
     run: dict = {"started": False, "sandboxed": ctx.sandboxed}
+    import torch
+
     try:
-        program = ctx.program()          # vetted and loaded before the student's code runs again
+        images = hidden_images(ctx.profile, ctx.hidden_root, ctx.secret, int(options.get("images", 48)))
+        batch = torch.cat([preprocess(d, ctx.profile) for d, _ in images])
+    except Exception as exc:
+        return run | {"grader_error": f"the hidden images could not be read: {type(exc).__name__}: {str(exc)[:200]}"}
+    try:   # the model is vetted and loaded, and the expected labels computed, before the student's code runs again
         threshold = _threshold(ctx)
+        expected = _probabilities(ctx.program(), batch) >= threshold
     except Exception as exc:             # the student's export: their part, no service run
         return run | {"error": f"the exported model or threshold could not be used: {type(exc).__name__}: "
                                f"{str(exc)[:200]}"}
-    try:
-        images = hidden_images(ctx.profile, ctx.hidden_root, ctx.secret, int(options.get("images", 48)))
-    except Exception as exc:
-        return run | {"grader_error": f"the hidden images could not be read: {type(exc).__name__}: {str(exc)[:200]}"}
-    import torch
-    expected = (_probabilities(program, torch.cat([preprocess(d, ctx.profile) for d, _ in images])) >= threshold)
     run["expected"] = ["PNEUMONIA" if e else "NORMAL" for e in expected.tolist()]
     run["threshold"] = threshold
     dir_fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
