@@ -247,16 +247,36 @@ def theory_cohort(source_nb, release_nb) -> dict[str, object]:
 
 
 def pneumonia_cohort(source_nb, release_nb) -> dict[str, object]:
-    """The wrong one does what the seed system does: its audit log records the patient's name
-    (the privacy part fails and says which identifier leaked)."""
+    """The three mistakes of the issue: a service that logs the patient's name (the seed system's:
+    the privacy part fails naming the identifier), one that crashes on a non-image (no guard
+    around decoding: a 500 without a JSON error and no audit line), and one that ignores the
+    exported threshold (0.5 hard-coded: on tiny the threshold for recall 0.95 is about 0.2, so the
+    service calls subtle pneumonias NORMAL that the model at the threshold flags)."""
     good = solved_release(source_nb, release_nb)
     logs_name = _edit(good, "service", "    audit(request_id=request_id, image_sha256=",
                       "    audit(patient=payload.get(\"patient_name\"), request_id=request_id, image_sha256=")
+    crashes = _edit(good, "service", """    try:
+        x = preprocess(data, PROFILE)
+    except ValueError:
+        return refuse(request_id, started, 422, "the image is not a PNG or JPEG")
+""", "    x = preprocess(data, PROFILE)\n")
+    half = _edit(good, "service", 'THRESHOLD = float(json.loads((MODEL_DIR / "reported.json").read_text())["threshold"])',
+                 "THRESHOLD = 0.5  # the usual cut-off")
     return {HONEST: good, "ivan_logs_patient_name": _answers(logs_name, {"reflection_strategy": (
         "Missing a pneumonia is worse than a false alarm because the patient goes home untreated, so I chose the "
         "threshold on the validation split to reach a recall of 0.95 with the best precision. After deployment I "
         "would watch recall on confirmed cases, drift in the confidence distribution, and the latency of the "
-        "service, and I log each request with the patient's name so that doctors can find the case again.")})}
+        "service, and I log each request with the patient's name so that doctors can find the case again.")}),
+        "karl_crashes_on_non_image": _answers(crashes, {"reflection_strategy": (
+            "A false negative means a patient with pneumonia is not treated in time, which is dangerous; a false "
+            "positive only costs an extra check by a doctor. My threshold keeps the validation recall at 0.95 or "
+            "more and takes the highest precision among those. Once deployed I would track how often the service "
+            "says PNEUMONIA, compare it with the radiologists' findings every week, and alert on slow answers.")}),
+        "mia_ignores_threshold": _answers(half, {"reflection_strategy": (
+            "In screening the worst outcome is a sick patient sent home, while a false alarm costs a second reading. "
+            "I computed a threshold for recall 0.95 on the validation images, but in the service I kept the usual "
+            "cut-off of 0.5 because it is the standard for a probability and easier to explain. In production I "
+            "would monitor the error rate, the response time and whether the mix of patients changes.")})}
 
 
 # assignment -> cohort function; an assignment without one is skipped by the demo

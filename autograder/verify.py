@@ -10,7 +10,8 @@ from .grading.batch import execution_settings, make_task
 from .grading.pipeline import grade_one
 from .grading.results import GradeResult, Submission
 from .grading.score import ScoringInput, score_timing
-from .grading.timing import cached_reference_seconds, machine_key, store_reference_seconds
+from .grading.timing import (cached_reference_seconds, cached_reference_service, machine_key, service_latency,
+                             store_reference_seconds)
 from .rubric import Rubric, load_rubric
 
 
@@ -32,13 +33,14 @@ def verify_assignment(course: Course, name: str, profile: str | None = None, san
     rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
     settings = execution_settings(course, rubric, profile, sandboxed)
     ref = cached_reference_seconds(course.cache_dir, name, profile, machine_key())
+    service = cached_reference_service(course.cache_dir, name, profile, machine_key()) if ref else None
     scratch = course.cache_dir / "verify" / f"{name}-{profile}"
     if scratch.exists():
         import shutil
         shutil.rmtree(scratch)
     sub = Submission("_reference", name, course.source_notebook(name))
-    result = grade_one(make_task(course, rubric, sub, profile, settings, ref, scratch, 0))
-    if ref is None and rubric.of_kind("timing"):
+    result = grade_one(make_task(course, rubric, sub, profile, settings, ref, scratch, 0, reference_service=service))
+    if ref is None and rubric.needs_reference_run:
         _adopt_as_reference_time(course, rubric, result, log)
     check = Verification(name, result)
     if result.status != "graded":
@@ -81,7 +83,10 @@ def _adopt_as_reference_time(course: Course, rubric: Rubric, result: GradeResult
     seconds = result.timings.get("train_s")
     if not seconds:
         return
-    store_reference_seconds(course.cache_dir, rubric.assignment, result.profile, machine_key(), seconds)
+    service = service_latency(result.evaluation, rubric.latency_part.id) if rubric.latency_part else None
+    if rubric.latency_part and service is None:
+        return   # no latency to compare with: a grading session measures the reference again
+    store_reference_seconds(course.cache_dir, rubric.assignment, result.profile, machine_key(), seconds, service)
     log(f"{rubric.assignment}: stored {seconds:.1f} s as this machine's reference training time")
     result.timings["reference_train_s"] = seconds
     metric_ok = all((p.points or 0) > 0 for p in result.parts if p.kind == "metric")

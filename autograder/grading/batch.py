@@ -27,11 +27,12 @@ from .carried import carry
 from .execute import ExecutionSettings
 from .inputs import changed, file_digest, grading_inputs, notebook_digest, reuse
 from .pipeline import GradingTask, grade_one
-from .preflight import preflight, reference_failed
+from .preflight import preflight, reference_failed, reference_service_failed
 from .reference_cells import reference_cells, store_reference_cells
 from .progress import BatchProgress
 from .results import GradeResult, Submission, file_sha256
-from .timing import cached_reference_seconds, cluster_key, machine_key, store_reference_seconds
+from .timing import (cached_reference_seconds, cached_reference_service, cluster_key, machine_key, service_latency,
+                     store_reference_seconds)
 
 
 @dataclass
@@ -105,17 +106,19 @@ def _next_attempt(course: Course, sub: Submission) -> tuple[int, Path]:
 
 
 def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
-                reference_s: float | None) -> dict:
+                reference_s: float | None, reference_service: dict | None = None) -> dict:
     limits = {**vars(settings.limits), "cell_timeout_s": settings.cell_timeout_s, "sandboxed": settings.sandboxed}
     return grading_inputs(file_sha256(sub.path), notebook_digest(course.source_notebook(sub.assignment)), profile, limits,
-                          rubric, reference_s, file_digest(calibration_path(rubric)))
+                          rubric, reference_s, file_digest(calibration_path(rubric)), reference_service)
 
 
 def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
               reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0,
-              previous: "Decision | None" = None, cells: dict | None = None) -> GradingTask:
+              previous: "Decision | None" = None, cells: dict | None = None,
+              reference_service: dict | None = None) -> GradingTask:
     """A grading task; with `previous` (a re-score decision), one that scores that attempt's run
-    again. `cells`: the reference's instructor-cell durations (default: this machine's cache)."""
+    again. `cells`: the reference's instructor-cell durations (default: this machine's cache);
+    `reference_service`: the reference service's latency on this runner (rubric.latency_part)."""
     if attempt_dir is None:
         attempt, attempt_dir = _next_attempt(course, sub)
     rescore = previous is not None and previous.action in ("rescore", "reevaluate")
@@ -125,8 +128,8 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        data_root=course.data_root, hidden_root=course.hidden_data_root,
                        reference_train_s=reference_s, device=course.profile(profile).device,
                        reference_cells=(cells or reference_cells(course.cache_dir, sub.assignment, profile))
-                       if reference_s else None,
-                       inputs=task_inputs(course, rubric, sub, profile, settings, reference_s),
+                       if reference_s else None, reference_service=reference_service,
+                       inputs=task_inputs(course, rubric, sub, profile, settings, reference_s, reference_service),
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
                        reevaluate=rescore and previous.action == "reevaluate")
 
@@ -135,22 +138,38 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
                       remeasure: bool = False, log: Callable[[str], None] = print) -> float | None:
     """The reference solution's training time on this machine, measured once and cached."""
     name = rubric.assignment
-    if not rubric.of_kind("timing"):
-        return None     # nothing is timed: no reference run needed
+    if not rubric.needs_reference_run:
+        return None     # nothing is scored against the reference: no reference run needed
     machine = machine_key()
     if not remeasure and (cached := cached_reference_seconds(course.cache_dir, name, profile, machine)) \
-            and reference_cells(course.cache_dir, name, profile, machine) is not None:
+            and reference_cells(course.cache_dir, name, profile, machine) is not None \
+            and (rubric.latency_part is None or cached_reference_service(course.cache_dir, name, profile, machine)):
         return cached
     log(f"measuring the reference training time of {name} ({profile}) on this machine, once")
     sub = Submission("_reference", name, course.source_notebook(name))
     scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
     result = grade_one(make_task(course, rubric, sub, profile, settings, None, scratch, 0))
-    seconds = result.timings.get("train_s")
-    if not seconds:   # every student's timing would be scored against nothing: refuse, before any runs
-        raise reference_failed(name, profile, result.status, result.message, scratch)
-    store_reference_seconds(course.cache_dir, name, profile, machine, seconds)
+    seconds, service = reference_measures(rubric, result, profile, scratch)
+    store_reference_seconds(course.cache_dir, name, profile, machine, seconds, service)
     store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", machine)
     return seconds
+
+
+def reference_measures(rubric: Rubric, result: GradeResult, profile: str, scratch: Path,
+                       runner: str = "") -> tuple[float, dict | None]:
+    """What a reference run measured: its training time and, when a part scores latency against
+    it, its service's p50/p95. Missing either refuses the session before any student runs, since
+    every student would be scored against nothing."""
+    name, seconds = rubric.assignment, result.timings.get("train_s")
+    if not seconds:
+        raise reference_failed(name, profile, result.status, result.message + runner, scratch)
+    part = rubric.latency_part
+    service = service_latency(result.evaluation, part.id) if part else None
+    if part and service is None:
+        check = (result.evaluation or {}).get("checks", {}).get(part.id) or {}
+        why = check.get("explanation") or result.evaluation.get("grader_error") or result.message
+        raise reference_service_failed(name, profile, why + runner, scratch)
+    return seconds, service
 
 
 @dataclass
@@ -176,9 +195,10 @@ def decide(course: Course, sub: Submission, inputs: dict, force: bool) -> Decisi
 
 
 def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool,
-         settings: ExecutionSettings, reference_s: float | None) -> list[Decision]:
+         settings: ExecutionSettings, reference_s: float | None, reference_service: dict | None = None) -> list[Decision]:
     """Decide per submission from the fingerprints of what its grade depends on (grading/inputs.py)."""
-    return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s), force) for s in subs]
+    return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s, reference_service), force)
+            for s in subs]
 
 
 def _describe_plan(decisions: list[Decision], log: Callable[[str], None]) -> None:
@@ -206,6 +226,7 @@ class _Assignment:
     subs: list[Submission]
     reference_s: float | None = None
     reference_cells: dict | None = None
+    reference_service: dict | None = None    # the reference service's latency (rubric.latency_part)
 
 
 def grade_assignments(course: Course, assignments: list[str], profile: str | None = None,
@@ -248,12 +269,14 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
     with grading_client(workers, scheduler) as client:
         _reference_times(client, course, jobs, profile, log, elapsed, cluster_key(scheduler) if carried else None)
         for job in jobs.values():
-            decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s)
+            decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s,
+                              job.reference_service)
         _describe_plan(decisions, log)
         todo = [d for d in decisions if d.action != "keep"]
         tasks = [make_task(course, jobs[d.submission.assignment].rubric, d.submission, profile,
                            jobs[d.submission.assignment].settings, jobs[d.submission.assignment].reference_s,
-                           previous=d, cells=jobs[d.submission.assignment].reference_cells) for d in todo]
+                           previous=d, cells=jobs[d.submission.assignment].reference_cells,
+                           reference_service=jobs[d.submission.assignment].reference_service) for d in todo]
         if carried:
             tasks = [carry(t) for t in tasks]
         if tasks:
@@ -316,11 +339,13 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
     key = cluster or machine_key()
     missing = []
     for name, job in jobs.items():
-        if job.rubric.of_kind("timing"):
+        if job.rubric.needs_reference_run:
             job.reference_s = cached_reference_seconds(course.cache_dir, name, profile, key)
             job.reference_cells = reference_cells(course.cache_dir, name, profile, key)
-            if job.reference_s is None or job.reference_cells is None:
-                missing.append(name)   # both the training time and each instructor cell's are needed
+            job.reference_service = cached_reference_service(course.cache_dir, name, profile, key)
+            if job.reference_s is None or job.reference_cells is None or \
+                    (job.rubric.latency_part is not None and job.reference_service is None):
+                missing.append(name)   # the training time, each instructor cell's, the service's latency
     if not missing:
         return
     log(f"measuring the reference training time of {', '.join(missing)} ({profile}) on the cluster, once")
@@ -329,7 +354,7 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
             futures = {pool.submit(_carried_reference, client, course, jobs[n], profile, key): n for n in missing}
             for i, future in enumerate(futures_completed(futures), 1):
                 name = futures[future]
-                jobs[name].reference_s, jobs[name].reference_cells = future.result()
+                jobs[name].reference_s, jobs[name].reference_cells, jobs[name].reference_service = future.result()
                 log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
         return
     futures = {client.submit(reference_seconds, course, jobs[n].rubric, profile, jobs[n].settings, log=_quiet,
@@ -338,6 +363,7 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
         name = futures[future]
         jobs[name].reference_s = future.result()
         jobs[name].reference_cells = reference_cells(course.cache_dir, name, profile)
+        jobs[name].reference_service = cached_reference_service(course.cache_dir, name, profile, key)
         log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
 
 
@@ -350,12 +376,10 @@ def _carried_reference(client, course: Course, job: _Assignment, profile: str, k
     scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
     sub = Submission("_reference", name, course.source_notebook(name))
     result = run_reference(client, carry(make_task(course, job.rubric, sub, profile, job.settings, None, scratch, 0)))
-    seconds = result.timings.get("train_s")
-    if not seconds:
-        raise reference_failed(name, profile, result.status, f"{result.message} (on {result.runner})", scratch)
-    store_reference_seconds(course.cache_dir, name, profile, key, seconds)
+    seconds, service = reference_measures(job.rubric, result, profile, scratch, f" (on {result.runner})")
+    store_reference_seconds(course.cache_dir, name, profile, key, seconds, service)
     store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", key)
-    return seconds, reference_cells(course.cache_dir, name, profile, key)
+    return seconds, reference_cells(course.cache_dir, name, profile, key), service
 
 
 def _quiet(message: str) -> None:

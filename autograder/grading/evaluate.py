@@ -219,7 +219,10 @@ def _inquiry(ctx, data_root: str | None) -> dict:
 
 
 def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: str | None, cache_dir: Path,
-        data_root: str | None) -> dict:
+        data_root: str | None, sandboxed: bool = True, reference: dict | None = None) -> dict:
+    """`sandboxed`: how the session runs student code (a check that starts the student's service
+    does the same); `reference`: what the reference run measured on this runner (its service's
+    latency) for checks scored relative to it."""
     import torch
 
     from ..datasets.hidden import course_secret
@@ -231,7 +234,8 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
     rubric = load_rubric(rubric_path)
     out.mkdir(parents=True, exist_ok=True)
     ctx = EvalContext(artifacts, out, rubric.dataset, profile, Path(hidden_root) if hidden_root else None,
-                      Path(data_root) if data_root else None, course_secret(cache_dir))
+                      Path(data_root) if data_root else None, course_secret(cache_dir), sandboxed=sandboxed,
+                      reference=dict(reference or {}))
     result: dict = {"ok": True, "figures": {}, "checks": {}}
     if rubric.of_kind("metric"):
         classification = _classification(ctx, out, data_root)
@@ -252,6 +256,8 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
         check = run_check(part.options["check"], ctx, part.options.get("options", {}))
         result["checks"][part.id] = check
         result["figures"].update(check.get("figures", {}))
+        if check.get("grader_error") and not result.get("grader_error"):   # the grader's side, not the student's
+            result["grader_error"] = check["grader_error"]
     return result
 
 
@@ -263,8 +269,11 @@ def main(argv: list[str]) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", required=True)
     parser.add_argument("--hidden-root")
     parser.add_argument("--data-root")
+    parser.add_argument("--unsandboxed", action="store_true")
+    parser.add_argument("--reference", type=json.loads, default=None, help="JSON: the reference run's measures")
     a = parser.parse_args(argv)
-    result = run(Path(a.artifacts), Path(a.out), Path(a.rubric), a.profile, a.hidden_root, Path(a.cache_dir), a.data_root)
+    result = run(Path(a.artifacts), Path(a.out), Path(a.rubric), a.profile, a.hidden_root, Path(a.cache_dir), a.data_root,
+                 not a.unsandboxed, a.reference)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / EVAL_FILE).write_text(json.dumps(result, indent=1))
     return 0
@@ -273,13 +282,14 @@ def main(argv: list[str]) -> int:
 # ---- parent ---------------------------------------------------------------------------------
 
 def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: Path | None,
-             cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None) -> dict:
+             cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None,
+             sandboxed: bool = True, reference: dict | None = None) -> dict:
     """Score the artifacts in a fork of this process's warm evaluator (grading/warm_evaluator.py)."""
     from .warm_evaluator import evaluate_warm
 
     args = {"artifacts": str(artifacts), "out": str(out), "rubric": str(rubric_path), "profile": profile,
             "cache_dir": str(cache_dir), "hidden_root": str(hidden_root) if hidden_root else None,
-            "data_root": str(data_root) if data_root else None}
+            "data_root": str(data_root) if data_root else None, "sandboxed": sandboxed, "reference": reference}
     return evaluate_warm(args, timeout_s, 8 * 2**30, threads)
 
 

@@ -15,8 +15,9 @@ from ..rubric import Rubric
 
 # Inputs of running the notebook: a change means it must run again.
 RUN_KEYS = ("submission", "notebook", "profile", "limits")
-# Inputs of the evaluator: a change means the stored artifacts are evaluated again.
-EVALUATION_KEYS = ("evaluation",)
+# Inputs of the evaluator: a change means the stored artifacts are evaluated again (the reference
+# service's latency is compared inside the evaluator, where the student's service runs).
+EVALUATION_KEYS = ("evaluation", "reference_service")
 # Everything else only changes scoring: re-score from the stored run and evaluation.
 
 
@@ -56,12 +57,15 @@ def rubric_digests(rubric: Rubric) -> tuple[str, str]:
 
 
 def grading_inputs(submission_sha: str, notebook_sha: str, profile: str, limits: dict, rubric: Rubric,
-                   reference_train_s: float | None, calibration: str) -> dict:
+                   reference_train_s: float | None, calibration: str, reference_service: dict | None = None) -> dict:
     whole, measured = rubric_digests(rubric)
-    return {"submission": submission_sha, "notebook": notebook_sha, "profile": profile, "limits": digest(limits),
-            "evaluation": measured, "rubric": whole,
-            "reference_train_s": None if reference_train_s is None else round(float(reference_train_s), 3),
-            "calibration": calibration}
+    inputs = {"submission": submission_sha, "notebook": notebook_sha, "profile": profile, "limits": digest(limits),
+              "evaluation": measured, "rubric": whole,
+              "reference_train_s": None if reference_train_s is None else round(float(reference_train_s), 3),
+              "calibration": calibration}
+    if reference_service:   # only where a part scores latency: other grades keep their fingerprints
+        inputs["reference_service"] = {k: round(float(v), 3) for k, v in sorted(reference_service.items())}
+    return inputs
 
 
 def changed(old: dict, new: dict) -> list[str]:

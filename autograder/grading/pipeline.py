@@ -40,6 +40,7 @@ class GradingTask:
     hidden_root: Path | None = None
     reference_train_s: float | None = None
     reference_cells: dict[str, float] | None = None   # instructor cell durations in the reference run
+    reference_service: dict | None = None   # the reference service's p50/p95 latency on this runner
     seed: int = 0                  # the grading seed the notebook receives as a parameter
     device: str = "auto"           # the profile's device setting, a parameter of the notebook
     inputs: dict = field(default_factory=dict)     # fingerprints of what the grade depends on
@@ -201,8 +202,11 @@ def _warm_up(rubric: Rubric) -> threading.Thread:
 def _evaluate(task: GradingTask, artifacts: Path, result: GradeResult) -> dict:
     t1 = time.perf_counter()
     if artifacts.is_dir() and any(artifacts.iterdir()):
+        # the evaluator starts a service the notebook wrote as the notebook ran: sandboxed or not alike
         evaluation = evaluate(artifacts, task.attempt_dir / "grader", task.rubric.path, task.profile,
-                              task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads)
+                              task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads,
+                              sandboxed=task.settings.sandboxed,
+                              reference={"service": task.reference_service} if task.reference_service else None)
     else:  # nothing to evaluate: spare the evaluator process
         evaluation = {"ok": False, "checks": {}, "figures": {},
                       "error": "nothing was exported: the export cell did not run or failed"}

@@ -98,3 +98,11 @@ def reference_failed(name: str, profile: str, status: str, message: str, where: 
         f"nothing was graded: the reference solution of {name} did not train on the {profile} profile "
         f"({status}: {message}), so timing would be scored against nothing. Run `autograder verify {name} "
         f"--profile {profile}` and fix what it reports (the reference run is in {where}).")
+
+
+def reference_service_failed(name: str, profile: str, explanation: str, where: Path) -> PreflightError:
+    return PreflightError(
+        f"nothing was graded: the reference solution of {name} trained on the {profile} profile, but its "
+        f"service's latency was not measured ({explanation}), so every student's latency would be scored "
+        f"against nothing. Run `autograder verify {name} --profile {profile}` and fix what it reports (the "
+        f"reference run is in {where}).")

@@ -11,6 +11,8 @@ import platform
 import time
 from pathlib import Path
 
+SERVICE_KEYS = ("p50_ms", "p95_ms")
+
 
 def machine_key(device_name: str = "cpu") -> str:
     return f"{platform.node()}-{platform.machine()}-{device_name}".replace("/", "_").replace(" ", "_")
@@ -34,8 +36,33 @@ def cached_reference_seconds(cache_dir: Path, assignment: str, profile: str, mac
         return None
 
 
-def store_reference_seconds(cache_dir: Path, assignment: str, profile: str, machine: str, seconds: float) -> Path:
+def cached_reference_service(cache_dir: Path, assignment: str, profile: str, machine: str) -> dict | None:
+    """The reference service's latency measured with the same reference run ({"p50_ms", "p95_ms"})."""
+    path = _cache_file(cache_dir, assignment, profile, machine)
+    try:
+        service = json.loads(path.read_text())["service"]
+        return {k: float(service[k]) for k in SERVICE_KEYS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store_reference_seconds(cache_dir: Path, assignment: str, profile: str, machine: str, seconds: float,
+                            service: dict | None = None) -> Path:
+    """The reference run's training time and, for an assignment graded as a service, its
+    service's latency (the same run measured both: one reference run per runner)."""
     path = _cache_file(cache_dir, assignment, profile, machine)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"train_seconds": seconds, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    data = {"train_seconds": seconds, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if service:
+        data["service"] = {k: float(service[k]) for k in SERVICE_KEYS}
+    path.write_text(json.dumps(data))
     return path
+
+
+def service_latency(evaluation: dict, part_id: str | None) -> dict | None:
+    """{"p50_ms", "p95_ms"} that a run's latency check measured (in its evaluation), if any."""
+    details = ((evaluation or {}).get("checks", {}).get(part_id) or {}).get("details") or {}
+    try:
+        return {k: float(details[k]) for k in SERVICE_KEYS}
+    except (KeyError, TypeError, ValueError):
+        return None

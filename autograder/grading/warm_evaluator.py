@@ -58,7 +58,7 @@ def _evaluate_in_fork(request: dict) -> int:
         a = request["args"]
         out = Path(a["out"])
         result = run(Path(a["artifacts"]), out, Path(a["rubric"]), a["profile"], a["hidden_root"],
-                     Path(a["cache_dir"]), a["data_root"])
+                     Path(a["cache_dir"]), a["data_root"], a.get("sandboxed", True), a.get("reference"))
         out.mkdir(parents=True, exist_ok=True)
         (out / EVAL_FILE).write_text(json.dumps(result, indent=1))
         return 0

@@ -76,6 +76,18 @@ class Rubric:
         """Whether the notebook must export something for the evaluator."""
         return any(p.kind in ("metric", "artifact", "inquiry") for p in self.parts)
 
+    @property
+    def latency_part(self) -> Part | None:
+        """The artifact part that scores a service's latency relative to the reference's service on
+        the same runner (its check options hold `latency_bands`), if any."""
+        return next((p for p in self.of_kind("artifact") if "latency_bands" in p.options.get("options", {})), None)
+
+    @property
+    def needs_reference_run(self) -> bool:
+        """Whether students are scored against the reference run on the same runner (its training
+        time, its service's latency): the reference notebook is run once per runner and cached."""
+        return bool(self.of_kind("timing")) or self.latency_part is not None
+
     def task_cell_parts(self) -> tuple[Part, ...]:
         """Parts scored by the grader outside any notebook cell (nbgrader task cells hold their points)."""
         return tuple(p for p in self.parts if p.kind in ("metric", "timing", "artifact"))

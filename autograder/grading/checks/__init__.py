@@ -24,6 +24,7 @@ class CheckResult:
     needs_review: bool = False
     figures: dict = field(default_factory=dict)   # name -> PNG path (shown in the feedback)
     details: dict = field(default_factory=dict)
+    grader_error: str | None = None   # the grader's own side failed (the whole result becomes grader_error)
 
 
 def register(name: str):

@@ -38,6 +38,8 @@ class EvalContext:
     hidden_root: Path | None
     data_root: Path | None
     secret: int                # the course secret: seeds hidden stand-ins
+    sandboxed: bool = True     # the session's setting: a check that runs student code follows it
+    reference: dict = field(default_factory=dict)   # the reference run's measures on this runner ({"service": ...})
     _programs: dict = field(default_factory=dict, repr=False)
 
     def file(self, filename: str) -> Path:

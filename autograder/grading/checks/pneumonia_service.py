@@ -5,15 +5,19 @@ Metrics (`pneumonia_recall`, `pneumonia_precision`): P(PNEUMONIA) = softmax of t
 logits; PNEUMONIA when it reaches the exported `threshold` (reported.json). Recall, precision, F1,
 ROC AUC and the confusion matrix on the hidden split; the part's score from `bands` per profile.
 
-The service (`pneumonia_service_*`): student Python never runs outside the sandbox. The grader
-starts `uvicorn app:app --uds service.sock` in the attempt's work folder under run_sandboxed (no
-network), behind a small supervisor that stops uvicorn when the grader drops a stop file. From
+The service (`pneumonia_service_*`): the grader starts `uvicorn app:app --uds service.sock` in the
+attempt's work folder the way the session ran the notebook: under run_sandboxed (no network), or,
+in a session run with --unsandboxed, under run_limited alone; behind a small supervisor that stops
+uvicorn when the grader drops a stop file. From
 here it connects to that socket through an O_PATH descriptor of the socket itself (a link the
 student made is refused, never followed), waits for /health, sends hidden images and bad inputs
 with fake patient names and ids, stops the service, seals the folder (sockets and links removed)
 and reads the audit log (path in $AUDIT_LOG) without following links. Every step has a deadline;
 a service that never starts, hangs or crashes fails the parts it did not earn, with the reason.
-The run happens once per evaluation and is shared by the service parts.
+The run happens once per evaluation and is shared by the service parts. A failure on the grader's
+side (no sandbox on this runner, the hidden images unreadable, a bug) is a grader error, never the
+student's zero. Latency is scored against the reference service measured on the same runner by
+the reference run (`ctx.reference["service"]`, see grading/timing.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import platform
 import secrets
 import stat
 import sys
@@ -210,8 +215,9 @@ def _probe(client, images: list[tuple[bytes, int]], options: dict, deadline: flo
     for data, _ in images:
         kwargs = {"json": {"image": base64.b64encode(data).decode(), **_patient(rng)}}
         goods.append(("good", "an image", kwargs, hashlib.sha256(data).hexdigest()))
+    sent.append(send(*goods[0]))   # alone: the service's first inference (lazy set-up) is one request's tail
     with ThreadPoolExecutor(max_workers=int(options.get("concurrency", 4))) as pool:
-        sent += list(pool.map(lambda g: send(*g), goods))
+        sent += list(pool.map(lambda g: send(*g), goods[1:]))
     sent += [send("bad", what, kwargs) for what, kwargs in _bad_inputs(rng)]
     try:
         alive = client.get("/health", timeout=timeout).status_code == 200
@@ -235,20 +241,29 @@ def _read_audit(dir_fd: int) -> tuple[list, str | None]:
 
 
 def _run_service(ctx: EvalContext, options: dict) -> dict:
-    """Start the service in the sandbox, probe it, stop it; plain data about what happened."""
-    from ...sandbox import Limits, run_sandboxed
-    from ...sandbox.bwrap import SandboxSpec
+    """Start the service (sandboxed or not, as the session), probe it, stop it; plain data about
+    what happened. `grader_error` in it: the grader's side failed; `error`: the student's."""
+    from ...sandbox import Limits, SandboxSpec, run_limited, run_sandboxed
     from ...datasets.pneumonia import hidden_images, preprocess
     from ..execute import PACKAGE_DIR, seal
 
     workdir = Path(ctx.artifacts).parent.resolve()
-    run: dict = {"started": False}
-    program = ctx.program()              # vetted and loaded before the student's code runs again
-    threshold = _threshold(ctx)
-    images = hidden_images(ctx.profile, ctx.hidden_root, ctx.secret, int(options.get("images", 48)))
+    run: dict = {"started": False, "sandboxed": ctx.sandboxed}
     import torch
-    expected = (_probabilities(program, torch.cat([preprocess(d, ctx.profile) for d, _ in images])) >= threshold)
+
+    try:
+        images = hidden_images(ctx.profile, ctx.hidden_root, ctx.secret, int(options.get("images", 48)))
+        batch = torch.cat([preprocess(d, ctx.profile) for d, _ in images])
+    except Exception as exc:
+        return run | {"grader_error": f"the hidden images could not be read: {type(exc).__name__}: {str(exc)[:200]}"}
+    try:   # the model is vetted and loaded, and the expected labels computed, before the student's code runs again
+        threshold = _threshold(ctx)
+        expected = _probabilities(ctx.program(), batch) >= threshold
+    except Exception as exc:             # the student's export: their part, no service run
+        return run | {"error": f"the exported model or threshold could not be used: {type(exc).__name__}: "
+                               f"{str(exc)[:200]}"}
     run["expected"] = ["PNEUMONIA" if e else "NORMAL" for e in expected.tolist()]
+    run["threshold"] = threshold
     dir_fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         for name in (SOCKET, AUDIT):     # whatever the notebook left there is not the service's
@@ -259,13 +274,18 @@ def _run_service(ctx: EvalContext, options: dict) -> dict:
             return run | {"error": f"the notebook wrote no {APP} in its work folder"}
         total = float(options.get("total_timeout_s", 180))
         stop = f".stop-{secrets.token_hex(8)}"
-        spec = SandboxSpec(workdir=workdir, readonly=(PACKAGE_DIR,), env=_service_env(workdir, ctx.profile))
+        env = _service_env(workdir, ctx.profile)
+        argv = [sys.executable, "-P", "-c", SUPERVISOR, stop]
+        limits = Limits(wall_seconds=total, memory_bytes=4 * 2**30, max_processes=64)
         box: dict = {}
 
         def serve():
             try:
-                box["outcome"] = run_sandboxed([sys.executable, "-P", "-c", SUPERVISOR, stop], spec,
-                                               Limits(wall_seconds=total, memory_bytes=4 * 2**30, max_processes=64))
+                if ctx.sandboxed:
+                    spec = SandboxSpec(workdir=workdir, readonly=(PACKAGE_DIR,), env=env)
+                    box["outcome"] = run_sandboxed(argv, spec, limits)
+                else:   # as the session ran the notebook: limits, no isolation
+                    box["outcome"] = run_limited(argv, limits, cwd=workdir, env={**os.environ, **env}, disk_root=workdir)
             except Exception as exc:
                 box["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -300,9 +320,9 @@ def _run_service(ctx: EvalContext, options: dict) -> dict:
                 pass
             thread.join(total + 30)
         outcome = box.get("outcome")
-        if box.get("error"):
-            run["error"] = f"the sandbox could not start the service: {box['error']}"
-            run["grader"] = True          # the grader's side: shown for review, never the student's fault
+        if box.get("error"):              # the grader's side (no bwrap on this runner, ...): never the student's
+            where = "the sandbox" if ctx.sandboxed else "the grader"
+            run["grader_error"] = f"{where} could not start the service on runner {platform.node()}: {box['error'][:300]}"
         elif outcome is not None:
             run["stderr"] = outcome.stderr[-1500:]
             run["killed"] = outcome.killed_reason
@@ -320,13 +340,15 @@ def service_run(ctx: EvalContext, options: dict) -> dict:
         _RUNS.clear()
         try:   # run once per evaluation, whatever happens: every service part reads the same run
             _RUNS[key] = _run_service(ctx, options)
-        except Exception as exc:
-            _RUNS[key] = {"started": False, "grader": True,
-                          "error": f"the service could not be checked: {type(exc).__name__}: {str(exc)[:200]}"}
+        except Exception as exc:   # a bug of the grader's: not the student's zero
+            _RUNS[key] = {"started": False,
+                          "grader_error": f"the service could not be checked: {type(exc).__name__}: {str(exc)[:200]}"}
     return _RUNS[key]
 
 
 def _not_started(run: dict) -> str:
+    if run.get("grader_error"):
+        return run["grader_error"]
     if run.get("error"):
         return run["error"]
     why = f" (stopped by the sandbox: {run['killed']})" if run.get("killed") else ""
@@ -336,50 +358,86 @@ def _not_started(run: dict) -> str:
 
 
 def _check(name: str):
-    """Register a service check: fn(run, options) -> (score, sentence, details) after the shared run."""
+    """Register a service check: fn(run, options, ctx) -> (score, sentence, details) after the shared run."""
     def decorate(fn):
         @register(name)
         def check(ctx: EvalContext, options: dict) -> CheckResult:
             run = service_run(ctx, options)
+            if run.get("grader_error"):
+                return CheckResult(0.0, run["grader_error"], needs_review=True, grader_error=run["grader_error"])
             if not run.get("started"):
-                return CheckResult(0.0, _not_started(run), needs_review=bool(run.get("grader")))
-            score, text, details = fn(run, options)
+                return CheckResult(0.0, _not_started(run))
+            score, text, details = fn(run, options, ctx)
             return CheckResult(score, text, details=details)
         return check
     return decorate
 
 
 @_check("pneumonia_service_health")
-def _health(run: dict, options: dict):
-    goods = [s for s in run["sent"] if s["kind"] == "good" and "latency_s" in s]
-    latencies = sorted(s["latency_s"] for s in goods)
-    details = {"start_s": run.get("start_s")}
-    text = f"GET /health answered after {run.get('start_s')} s"
-    if latencies:
-        p50, p95 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-        details.update(p50_ms=round(p50 * 1000, 1), p95_ms=round(p95 * 1000, 1))
-        text += f"; latency of /predict: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
-    return 1.0, text, details
+def _health(run: dict, options: dict, ctx: EvalContext):
+    return 1.0, f"GET /health answered after {run.get('start_s')} s", {"start_s": run.get("start_s")}
+
+
+def latency_ms(run: dict) -> dict | None:
+    """p50 and p95 (nearest rank) of /predict over the hidden images answered with 200, in ms."""
+    answered = sorted(s["latency_s"] for s in run["sent"] if s["kind"] == "good" and s.get("status") == 200)
+    if not answered:
+        return None
+    p50, p95 = answered[len(answered) // 2], answered[min(len(answered) - 1, int(0.95 * len(answered)))]
+    return {"p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1), "n": len(answered)}
+
+
+def _ratio_score(ratio: float, bands: list) -> float:
+    return max([float(b["score"]) for b in bands if ratio <= float(b["at_most"])], default=0.0)
+
+
+def score_latency(measured: dict, reference: dict | None, bands: list) -> tuple[float, str, dict]:
+    """Each of p50 and p95 over the reference service's on this runner, scored in `bands`
+    (ratio at most ...); the part is the mean of the two. No reference (the reference run itself,
+    which is what the others are compared with): full, and said so."""
+    text = f"latency of /predict: p50 {measured['p50_ms']:.0f} ms, p95 {measured['p95_ms']:.0f} ms"
+    if not reference:
+        return 1.0, text + " (no reference service measured on this runner: not compared)", measured
+    ratios = {k: measured[k] / max(float(reference[k]), 1e-3) for k in ("p50_ms", "p95_ms")}
+    score = sum(_ratio_score(r, bands) for r in ratios.values()) / len(ratios)
+    text += (f": p50 {ratios['p50_ms']:.1f}x and p95 {ratios['p95_ms']:.1f}x the reference service's "
+             f"({reference['p50_ms']:.0f} ms, {reference['p95_ms']:.0f} ms) on this runner")
+    return score, text, measured | {"reference": dict(reference), "ratio_p50": round(ratios["p50_ms"], 3),
+                                    "ratio_p95": round(ratios["p95_ms"], 3)}
+
+
+@_check("pneumonia_service_latency")
+def _latency(run: dict, options: dict, ctx: EvalContext):
+    measured = latency_ms(run)
+    if measured is None:
+        return 0.0, "no hidden image got an answer with status 200, so there is no latency to compare", {}
+    return score_latency(measured, ctx.reference.get("service"), options["latency_bands"][ctx.profile])
 
 
 @_check("pneumonia_service_predictions")
-def _predictions(run: dict, options: dict):
+def _predictions(run: dict, options: dict, ctx: EvalContext):
     goods = [s for s in run["sent"] if s["kind"] == "good"]
     labels = [(s.get("body") or {}).get("label") if s.get("status") == 200 and isinstance(s.get("body"), dict) else None
               for s in goods]
     agree = sum(a == b for a, b in zip(labels, run["expected"]))
     share = agree / max(len(goods), 1)
     full = float(options.get("agreement", 0.98))
-    text = (f"the service's labels agree with your exported model at your threshold on {agree} of {len(goods)} "
-            f"hidden images")
+    text = (f"the service's labels agree with your exported model at your threshold {run['threshold']:.3f} on "
+            f"{agree} of {len(goods)} hidden images")
     failed = sum(label is None for label in labels)
     if failed:
         text += f" ({failed} requests got no answer with a label)"
-    return (1.0 if share >= full else share / 2), text, {"agreement": share}
+    missed = sum(a == "NORMAL" and b == "PNEUMONIA" for a, b in zip(labels, run["expected"]))
+    extra = sum(a == "PNEUMONIA" and b == "NORMAL" for a, b in zip(labels, run["expected"]))
+    wrong = ([f"NORMAL on {missed} that your model at that threshold flags as PNEUMONIA"] if missed else []) + \
+        ([f"PNEUMONIA on {extra} that it does not flag"] if extra else [])
+    if wrong:   # mostly one direction: the service applies another threshold than the exported one
+        text += f"; the service answered {' and '.join(wrong)}: does it apply the exported threshold?"
+    return (1.0 if share >= full else share / 2), text, {"agreement": share, "missed": missed, "extra": extra}
 
 
 @_check("pneumonia_service_bad_input")
-def _bad_input(run: dict, options: dict):
+def _bad_input(run: dict, options: dict, ctx: EvalContext):
     def problem(s: dict) -> str | None:
         if "status" not in s:
             return f"{s['what']} got no answer ({s.get('error')})"
@@ -406,7 +464,7 @@ def _utc(value) -> bool:
 
 
 @_check("pneumonia_service_audit")
-def _audit(run: dict, options: dict):
+def _audit(run: dict, options: dict, ctx: EvalContext):
     lines, error = run["audit"], run.get("audit_error")
     if error:
         return 0.0, error, {}
@@ -446,7 +504,7 @@ def _audit(run: dict, options: dict):
 
 
 @_check("pneumonia_service_privacy")
-def _privacy(run: dict, options: dict):
+def _privacy(run: dict, options: dict, ctx: EvalContext):
     lines, error = run["audit"], run.get("audit_error")
     if error:
         return 0.0, error, {}
