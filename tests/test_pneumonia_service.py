@@ -434,8 +434,9 @@ def test_a_runner_that_cannot_sandbox_the_service_is_a_grader_error(hand_built_s
 
     work = _copy(hand_built_service, tmp_path / "work")
     code = ("import json, sys; from pathlib import Path; from autograder.grading.evaluate import run; "
-            "a = sys.argv[1:]; print(json.dumps(run(Path(a[0]), Path(a[1]), Path(a[2]), 'tiny', None, Path(a[3]), "
-            "None, sandboxed=True)))")
+            "from autograder.rubric import load_rubric; a = sys.argv[1:]; "
+            "print(json.dumps(run(Path(a[0]), Path(a[1]), load_rubric(Path(a[2])).evaluation_plan(), 'tiny', None, "
+            "Path(a[3]), None, sandboxed=True)))")
     rubric = REPO / "rubrics" / f"{A}.yaml"
     out = subprocess.run([sys.executable, "-c", code, str(work / "artifacts"), str(tmp_path / "out"), str(rubric),
                           str(tmp_path / "cache")], capture_output=True, text=True, timeout=300,

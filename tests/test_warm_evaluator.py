@@ -16,6 +16,7 @@ import torch
 
 from autograder.grading import warm_evaluator
 from autograder.grading.evaluate import EVAL_FILE, evaluate
+from autograder.rubric import load_rubric
 from autograder.student import export_for_grading
 from reference.lenet5_mnist import LeNet5
 
@@ -38,7 +39,7 @@ def artifacts(tmp_path_factory):
 
 def _evaluate(artifacts, out, **kw):
     folder, cache = artifacts
-    return evaluate(folder, out, RUBRIC, "tiny", None, cache, None, threads=1, **kw)
+    return evaluate(folder, out, load_rubric(RUBRIC).evaluation_plan(), "tiny", None, cache, None, threads=1, **kw)
 
 
 def test_warm_forks_give_the_cold_evaluators_result(artifacts, tmp_path):

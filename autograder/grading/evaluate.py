@@ -218,26 +218,24 @@ def _inquiry(ctx, data_root: str | None) -> dict:
     return result
 
 
-def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: str | None, cache_dir: Path,
+def run(artifacts: Path, out: Path, plan: dict, profile: str, hidden_root: str | None, cache_dir: Path,
         data_root: str | None, sandboxed: bool = True, reference: dict | None = None) -> dict:
-    """`sandboxed`: how the session runs student code (a check that starts the student's service
+    """`plan`: what to measure (`Rubric.evaluation_plan()`); `sandboxed`: how the session runs student code (a check that starts the student's service
     does the same); `reference`: what the reference run measured on this runner (its service's
     latency) for checks scored relative to it."""
     import torch
 
     from ..datasets.hidden import course_secret
-    from ..rubric import load_rubric
     from .checks import run_check
     from .checks.context import EvalContext
 
     torch.set_grad_enabled(False)
-    rubric = load_rubric(rubric_path)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = EvalContext(artifacts, out, rubric.dataset, profile, Path(hidden_root) if hidden_root else None,
+    ctx = EvalContext(artifacts, out, plan["dataset"], profile, Path(hidden_root) if hidden_root else None,
                       Path(data_root) if data_root else None, course_secret(cache_dir), sandboxed=sandboxed,
                       reference=dict(reference or {}))
     result: dict = {"ok": True, "figures": {}, "checks": {}}
-    if rubric.of_kind("metric"):
+    if plan["classification"]:
         classification = _classification(ctx, out, data_root)
         result.update({k: v for k, v in classification.items() if k != "figures"})
         result["figures"].update(classification.get("figures", {}))
@@ -250,11 +248,11 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
             result["figures"]["training_curve"] = str(out / CURVE_PNG)
         except Exception as exc:  # a malformed history costs the figure, not the evaluation
             result["history_error"] = f"{type(exc).__name__}: {exc}"
-    if rubric.of_kind("inquiry"):
+    if plan["inquiry"]:
         result["inquiry"] = _inquiry(ctx, data_root)
-    for part in rubric.of_kind("artifact"):
-        check = run_check(part.options["check"], ctx, part.options.get("options", {}))
-        result["checks"][part.id] = check
+    for part_id, name, options in plan["checks"]:
+        check = run_check(name, ctx, options)
+        result["checks"][part_id] = check
         result["figures"].update(check.get("figures", {}))
         if check.get("grader_error") and not result.get("grader_error"):   # the grader's side, not the student's
             result["grader_error"] = check["grader_error"]
@@ -272,7 +270,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--unsandboxed", action="store_true")
     parser.add_argument("--reference", type=json.loads, default=None, help="JSON: the reference run's measures")
     a = parser.parse_args(argv)
-    result = run(Path(a.artifacts), Path(a.out), Path(a.rubric), a.profile, a.hidden_root, Path(a.cache_dir), a.data_root,
+    from ..rubric import load_rubric
+
+    plan = load_rubric(Path(a.rubric)).evaluation_plan()
+    result = run(Path(a.artifacts), Path(a.out), plan, a.profile, a.hidden_root, Path(a.cache_dir), a.data_root,
                  not a.unsandboxed, a.reference)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / EVAL_FILE).write_text(json.dumps(result, indent=1))
@@ -281,13 +282,13 @@ def main(argv: list[str]) -> int:
 
 # ---- parent ---------------------------------------------------------------------------------
 
-def evaluate(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root: Path | None,
+def evaluate(artifacts: Path, out: Path, plan: dict, profile: str, hidden_root: Path | None,
              cache_dir: Path, data_root: Path | None, timeout_s: float = 600, threads: int | None = None,
              sandboxed: bool = True, reference: dict | None = None) -> dict:
     """Score the artifacts in a fork of this process's warm evaluator (grading/warm_evaluator.py)."""
     from .warm_evaluator import evaluate_warm
 
-    args = {"artifacts": str(artifacts), "out": str(out), "rubric": str(rubric_path), "profile": profile,
+    args = {"artifacts": str(artifacts), "out": str(out), "plan": plan, "profile": profile,
             "cache_dir": str(cache_dir), "hidden_root": str(hidden_root) if hidden_root else None,
             "data_root": str(data_root) if data_root else None, "sandboxed": sandboxed, "reference": reference}
     return evaluate_warm(args, timeout_s, 8 * 2**30, threads)

@@ -203,7 +203,7 @@ def _evaluate(task: GradingTask, artifacts: Path, result: GradeResult) -> dict:
     t1 = time.perf_counter()
     if artifacts.is_dir() and any(artifacts.iterdir()):
         # the evaluator starts a service the notebook wrote as the notebook ran: sandboxed or not alike
-        evaluation = evaluate(artifacts, task.attempt_dir / "grader", task.rubric.path, task.profile,
+        evaluation = evaluate(artifacts, task.attempt_dir / "grader", task.rubric.evaluation_plan(), task.profile,
                               task.hidden_root, task.cache_dir, task.data_root, threads=task.settings.threads,
                               sandboxed=task.settings.sandboxed,
                               reference={"service": task.reference_service} if task.reference_service else None)

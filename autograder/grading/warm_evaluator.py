@@ -57,7 +57,7 @@ def _evaluate_in_fork(request: dict) -> int:
             torch.set_num_threads(int(request["threads"]))
         a = request["args"]
         out = Path(a["out"])
-        result = run(Path(a["artifacts"]), out, Path(a["rubric"]), a["profile"], a["hidden_root"],
+        result = run(Path(a["artifacts"]), out, a["plan"], a["profile"], a["hidden_root"],
                      Path(a["cache_dir"]), a["data_root"], a.get("sandboxed", True), a.get("reference"))
         out.mkdir(parents=True, exist_ok=True)
         (out / EVAL_FILE).write_text(json.dumps(result, indent=1))

@@ -76,6 +76,12 @@ class Rubric:
         """Whether the notebook must export something for the evaluator."""
         return any(p.kind in ("metric", "artifact", "inquiry") for p in self.parts)
 
+    def evaluation_plan(self) -> dict:
+        """What the trusted evaluator measures, as plain data: it reads no rubric file."""
+        return {"dataset": self.dataset, "classification": bool(self.of_kind("metric")),
+                "inquiry": bool(self.of_kind("inquiry")),
+                "checks": [[p.id, p.options["check"], p.options.get("options", {})] for p in self.of_kind("artifact")]}
+
     @property
     def latency_part(self) -> Part | None:
         """The artifact part that scores a service's latency relative to the reference's service on
