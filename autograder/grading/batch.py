@@ -115,7 +115,7 @@ def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, s
 def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
               reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0,
               previous: "Decision | None" = None, cells: dict | None = None,
-              reference_service: dict | None = None) -> GradingTask:
+              reference_service: dict | None = None, reference_run: bool = False) -> GradingTask:
     """A grading task; with `previous` (a re-score decision), one that scores that attempt's run
     again. `cells`: the reference's instructor-cell durations (default: this machine's cache);
     `reference_service`: the reference service's latency on this runner (rubric.latency_part)."""
@@ -131,7 +131,7 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        if reference_s else None, reference_service=reference_service,
                        inputs=task_inputs(course, rubric, sub, profile, settings, reference_s, reference_service),
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
-                       reevaluate=rescore and previous.action == "reevaluate")
+                       reevaluate=rescore and previous.action == "reevaluate", reference_run=reference_run)
 
 
 def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: ExecutionSettings,
@@ -148,7 +148,7 @@ def reference_seconds(course: Course, rubric: Rubric, profile: str, settings: Ex
     log(f"measuring the reference training time of {name} ({profile}) on this machine, once")
     sub = Submission("_reference", name, course.source_notebook(name))
     scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
-    result = grade_one(make_task(course, rubric, sub, profile, settings, None, scratch, 0))
+    result = grade_one(make_task(course, rubric, sub, profile, settings, None, scratch, 0, reference_run=True))
     seconds, service = reference_measures(rubric, result, profile, scratch)
     store_reference_seconds(course.cache_dir, name, profile, machine, seconds, service)
     store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", machine)
@@ -375,7 +375,8 @@ def _carried_reference(client, course: Course, job: _Assignment, profile: str, k
     name = job.rubric.assignment
     scratch = course.cache_dir / "reference-runs" / f"{name}-{profile}-{int(time.time())}"
     sub = Submission("_reference", name, course.source_notebook(name))
-    result = run_reference(client, carry(make_task(course, job.rubric, sub, profile, job.settings, None, scratch, 0)))
+    result = run_reference(client, carry(make_task(course, job.rubric, sub, profile, job.settings, None, scratch, 0,
+                                                   reference_run=True)))
     seconds, service = reference_measures(job.rubric, result, profile, scratch, f" (on {result.runner})")
     store_reference_seconds(course.cache_dir, name, profile, key, seconds, service)
     store_reference_cells(course.cache_dir, name, profile, scratch / "work" / f"{name}.ipynb", key)

@@ -47,6 +47,7 @@ class GradingTask:
     rescore_from: Path | None = None   # an earlier attempt whose run is scored again instead of running
     reevaluate: bool = False           # with rescore_from: evaluate its artifacts again
     carried: object = None             # grading/carried.py: the bytes a runner without the course folder needs
+    reference_run: bool = False        # run for the reference's measures (times; a service's latency), not graded
 
 
 def _now() -> str:
@@ -158,11 +159,15 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.cell_errors = errors
     result.status, result.message = _status_message(execution, errors)
     warming.join()
-    result.evaluation = _evaluate(task, artifacts, result)
-    train_s = cell_duration(executed, "train", task.reference_cells) if executed else None
+    # a reference run is for its times (training, instructor cells) and is not scored; it is
+    # evaluated only where a part is scored against what its evaluation measures (a service)
+    graded = not task.reference_run
+    if graded or task.rubric.latency_part is not None:
+        result.evaluation = _evaluate(task, artifacts, result)
     result.timings.update(_run_stages(executed, result.timings["execute_s"]))
-    result.timings["train_s"] = train_s
-    _score(task, result, executed)
+    result.timings["train_s"] = cell_duration(executed, "train", task.reference_cells) if executed else None
+    if graded:
+        _score(task, result, executed)
 
 
 def _run_stages(executed, execute_s: float) -> dict:
