@@ -259,6 +259,24 @@ def pneumonia_cohort(source_nb, release_nb) -> dict[str, object]:
         "service, and I log each request with the patient's name so that doctors can find the case again.")})}
 
 
+def spine_cohort(source_nb, release_nb) -> dict[str, object]:
+    """Three architectures that are not what they are called, seen in the exported graphs: a
+    "U-Net" without skip connections, a "ResNet" without residual additions, and a U-Net whose
+    classifier reads the flattened map, so it only works at the training size."""
+    good = solved_release(source_nb, release_nb)
+    no_skips = _edit(_edit(_edit(good, "unet", "conv_bn(4 * w + 2 * w, 2 * w), conv_bn(2 * w + w, w)",
+                                 "conv_bn(4 * w, 2 * w), conv_bn(2 * w, w)"),
+                           "unet", "torch.cat([F.interpolate(b, size=e2.shape[-2:]), e2], dim=1)",
+                           "F.interpolate(b, size=e2.shape[-2:])"),
+                     "unet", "torch.cat([F.interpolate(d2, size=e1.shape[-2:]), e1], dim=1)",
+                     "F.interpolate(d2, size=e1.shape[-2:])")
+    no_residuals = _edit(good, "resnet", "return F.relu(self.body(x) + self.shortcut(x))", "return F.relu(self.body(x))")
+    one_size = _edit(_edit(good, "unet", "self.fc = nn.Linear(w, num_classes)", "self.fc = nn.Linear(w * 24 * 24, num_classes)"),
+                     "unet", "return self.fc(d1.mean(dim=(2, 3)))", "return self.fc(torch.flatten(d1, 1))")
+    return {HONEST: good, "olga_unet_without_skips": no_skips, "paul_resnet_without_residuals": no_residuals,
+            "quinn_one_input_size": one_size}
+
+
 # assignment -> cohort function; an assignment without one is skipped by the demo
 COHORTS: dict[str, CohortFn] = {
     "lenet5_mnist": lenet5_cohort,
@@ -269,6 +287,7 @@ COHORTS: dict[str, CohortFn] = {
     "inquiry_csxa": inquiry_cohort,
     "cnn_theory": theory_cohort,
     "pneumonia_service": pneumonia_cohort,
+    "spine_architectures": spine_cohort,
 }
 
 

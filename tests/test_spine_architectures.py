@@ -309,3 +309,52 @@ def test_the_configuration_called_better_must_be_the_measured_better_one(text, p
     assert ok is passed, why
     tie = Measured("macro_f1", (0.90,), (0.905,), 0.01)
     assert check_better("The U-Net generalises better.", {"architecture": ("U-Net", "ResNet")}, tie)[0]
+
+
+def test_archive_vetting_accepts_the_guards_of_a_dynamic_size_unet_and_nothing_more_of_torch():
+    """F.interpolate at dynamic sizes leaves `torch.sym_max(...)` in the guards: allowed; any
+    other use of `torch` in a guard is still refused."""
+    from autograder.grading.checks.context import _GUARD_ATTRS, _GUARD_NAMES, UnsafeArtifact, _check_expression
+
+    _check_expression("(torch.sym_max(1, L['x'].size()[3] // 2)*torch.sym_min(1, L['x'].size()[2] // 2)) != 1",
+                      "a guard", _GUARD_NAMES, _GUARD_ATTRS)
+    for bad in ("torch.load('x')", "torch", "torch.size(1)", "torch.sym_max.__globals__", "torch.sym_max.x(1)"):
+        with pytest.raises(UnsafeArtifact):
+            _check_expression(bad, "a guard", _GUARD_NAMES, _GUARD_ATTRS)
+    with pytest.raises(UnsafeArtifact):   # not in symbolic-shape strings, which allow no attributes
+        _check_expression("torch.sym_max(1, s0)", "a shape", _GUARD_NAMES)
+
+
+# ---- the demo cohort, graded in the session's demo run --------------------------------------------
+
+A = "spine_architectures"
+
+
+def _parts(result) -> dict:
+    return {p.id: p for p in result.parts}
+
+
+def test_demo_reference_earns_full_automatic_marks(demo_run):
+    from .conftest import automatic_shortfalls
+
+    honest = demo_run.run.results(A)["alice_reference"]
+    assert not automatic_shortfalls(honest), automatic_shortfalls(honest)
+    checks = {c["name"]: c["passed"] for c in _parts(honest)["comparison"].details["checks"]}
+    assert all(passed for name, passed in checks.items() if name != "numbers_match"), checks
+
+
+def test_demo_cohort_loses_exactly_the_missing_architecture_properties(demo_run):
+    by = demo_run.run.results(A)
+    no_skips = _parts(by["olga_unet_without_skips"])
+    assert no_skips["unet_graph"].points == pytest.approx(6 * 4 / 5)
+    assert "at least 2 skip connections are required" in no_skips["unet_graph"].explanation
+    assert no_skips["resnet_graph"].points == 5
+    no_residuals = _parts(by["paul_resnet_without_residuals"])
+    assert no_residuals["resnet_graph"].points == pytest.approx(5 * 3 / 4)
+    assert "at least 3 residual connections are required" in no_residuals["resnet_graph"].explanation
+    assert no_residuals["unet_graph"].points == 6
+    one_size = _parts(by["quinn_one_input_size"])
+    explanation = one_size["unet_graph"].explanation
+    assert one_size["unet_graph"].points == pytest.approx(6 * 3 / 5)
+    assert "does not follow a global pooling" in explanation and "fails on a 40x32 input" in explanation
+    assert one_size["tests"].details["cells"]["test_unet"] == 0
