@@ -367,3 +367,28 @@ def test_demo_cohort_loses_exactly_the_missing_architecture_properties(demo_run)
     assert one_size["unet_graph"].points == pytest.approx(6 * 3 / 5)
     assert "does not follow a global pooling" in explanation and "fails on a 40x32 input" in explanation
     assert one_size["tests"].details["cells"]["test_unet"] == 0
+
+
+def test_hidden_split_check_scores_both_halves_and_sends_a_log_that_is_not_the_models_to_a_human(tmp_path):
+    from autograder.grading.checks import run_check
+    from autograder.grading.checks.context import EvalContext
+    from autograder.grading.checks.spine_architectures import hidden_metrics
+    from autograder.student import export_for_grading
+
+    val = load_split("spine", "val")
+    torch.manual_seed(0)
+    unet, resnet = TinyUNet().eval(), TinyResNet().eval()
+    logged = hidden_metrics(export(unet), val.images, val.labels, val.classes, [1.0] * 3)["macro_f1"]
+    options = {"program": "unet.pt2", "label": "U-Net", "logged_as": "baseline",
+               "macro_f1": {"tiny": [[0.0, 1.0]]}, "log_loss": {"tiny": [[0.01, 1.0]]}}
+    for name, value in (("honest", logged), ("forged", min(1.0, logged + 0.3))):
+        artifacts = export_for_grading(resnet, val.images, tmp_path / name, programs={"unet": (unet, val.images)},
+                                       experiments={"runs": [{"config": "baseline", "seed": 0,
+                                                              "metrics": {"macro_f1": value}}]}, dynamic_size=True)
+        ctx = EvalContext(artifacts, tmp_path / f"{name}-out", "spine", "tiny", None, None, 7)
+        (tmp_path / f"{name}-out").mkdir()
+        result = run_check("spine_hidden_split", ctx, options)
+        assert result["score"] == 0.5, "any macro-F1 earns its half; an untrained model's log loss is not 0.01"
+        assert "weighted log loss" in result["explanation"] and Path(result["figures"]["confusion_unet"]).is_file()
+        assert result["needs_review"] is (name == "forged"), result["explanation"]
+    assert "the log may not belong to this model" in result["explanation"]

@@ -4,6 +4,9 @@ Moderate / Severe, by true class) and the row-normalized confusion matrix (a fig
 
 Options: program (default model.pt2), label, and bands per profile, best first:
   macro_f1: {tiny: [[at_least, share], ...]}   log_loss: {tiny: [[at_most, share], ...]}
+  logged_as: the configuration of the experiment log (experiments.json) this model is; the check
+             measures the model on the validation split and sends a log that disagrees to a human
+             (the kernel wrote the log; the comparison's numbers are checked against it)
 The score is the mean of the two shares (a share is a fraction of the part's points).
 """
 
@@ -57,6 +60,31 @@ def _plot(metrics: dict, title: str, path) -> None:
     plt.close(fig)
 
 
+LOG_TOLERANCE = 0.015   # the inquiry's tolerance plus rounding
+
+
+def _log_disagrees(ctx: EvalContext, program, config: str, label: str) -> str | None:
+    """A sentence for the instructor when the logged validation macro-F1 of `config` is not the
+    exported model's (None when they agree or nothing was logged)."""
+    from ...datasets import load_split
+    from ...export_names import EXPERIMENTS_FILE
+    from ...inquiry import plain_log
+
+    try:
+        log = plain_log(ctx.json(EXPERIMENTS_FILE))
+    except (OSError, ValueError):
+        return None
+    logged = [r["metrics"]["macro_f1"] for r in log.get("runs", []) if r["config"] == config and "macro_f1" in r["metrics"]]
+    if not logged:
+        return None
+    val = load_split(ctx.dataset, "val", ctx.profile, ctx.data_root)
+    measured = hidden_metrics(program, val.images, val.labels, val.classes, [1.0] * len(val.classes))["macro_f1"]
+    if min(abs(measured - v) for v in logged) <= LOG_TOLERANCE:
+        return None
+    return (f"the exported {label}'s validation macro-F1 is {measured:.3f}, but the logged {config} run says "
+            f"{', '.join(f'{v:.3f}' for v in logged)}: the log may not belong to this model")
+
+
 @register("spine_hidden_split")
 def spine_hidden_split(ctx: EvalContext, options: dict) -> CheckResult:
     from ...datasets.spine import LOSS_WEIGHTS
@@ -78,8 +106,10 @@ def spine_hidden_split(ctx: EvalContext, options: dict) -> CheckResult:
     name = f"confusion_{label.lower().replace('-', '').replace(' ', '_')}"
     _plot(m, f"{label}: hidden test split (row-normalized)", ctx.out / f"{name}.png")
     recalls = ", ".join(f"{c} {r:.2f}" for c, r in m["recall"].items())
+    flag = _log_disagrees(ctx, program, options["logged_as"], label) if options.get("logged_as") else None
     return CheckResult((f1_share + loss_share) / 2,
                        f"{label} on the hidden test split ({m['n']} slices): macro-F1 {m['macro_f1']:.3f} "
                        f"({f1_share:.0%} of its half), weighted log loss {m['log_loss']:.3f} ({loss_share:.0%} of its "
-                       f"half); recall per class: {recalls}",
-                       figures={name: str(ctx.out / f"{name}.png")}, details=m)
+                       f"half); recall per class: {recalls}" + (f"; {flag}" if flag else ""),
+                       needs_review=flag is not None, figures={name: str(ctx.out / f"{name}.png")},
+                       details={**m, "log_flag": flag})
