@@ -79,23 +79,25 @@ def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class SpineUNet(nn.Module):
-    ### BEGIN SOLUTION
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 8):
         super().__init__()
+        ### BEGIN SOLUTION
         w = width
         self.enc1, self.enc2 = conv_bn(in_channels, w), conv_bn(w, 2 * w)
         self.bottleneck = conv_bn(2 * w, 4 * w)
         self.dec2, self.dec1 = conv_bn(4 * w + 2 * w, 2 * w), conv_bn(2 * w + w, w)
         self.fc = nn.Linear(w, num_classes)
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         b = self.bottleneck(F.max_pool2d(e2, 2))
         d2 = self.dec2(torch.cat([F.interpolate(b, size=e2.shape[-2:]), e2], dim=1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[-2:]), e1], dim=1))
         return self.fc(d1.mean(dim=(2, 3)))
-    ### END SOLUTION
+        ### END SOLUTION
 
 if __name__ == "__main__":
     # %% test id=test_unet
@@ -119,33 +121,37 @@ if __name__ == "__main__":
 
 # %% solution id=resnet
 class ResidualBlock(nn.Module):
-    ### BEGIN SOLUTION
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
+        ### BEGIN SOLUTION
         self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
                                   nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(cout))
         self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
             nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         return F.relu(self.body(x) + self.shortcut(x))
-    ### END SOLUTION
+        ### END SOLUTION
 
 
 class SpineResNet(nn.Module):
-    ### BEGIN SOLUTION
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 8):
         super().__init__()
+        ### BEGIN SOLUTION
         w = width
         self.stem = conv_bn(in_channels, w)
         self.blocks = nn.Sequential(ResidualBlock(w, w), ResidualBlock(w, 2 * w, 2), ResidualBlock(2 * w, 4 * w, 2))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(4 * w, num_classes)
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
-    ### END SOLUTION
+        ### END SOLUTION
 
 if __name__ == "__main__":
     # %% test id=test_resnet
@@ -172,7 +178,7 @@ if __name__ == "__main__":
     ### BEGIN SOLUTION
     HYPOTHESIS = ("The ResNet will reach a higher validation macro-F1 than the U-Net, because its residual "
                   "blocks train well in few epochs and the task needs one local feature, not a segmentation.")
-    ### END SOLUTION
+        ### END SOLUTION
 
     # %% test id=test_hypothesis
     assert isinstance(HYPOTHESIS, str) and len(HYPOTHESIS.split()) >= 8, "state the hypothesis in a sentence"
