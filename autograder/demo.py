@@ -279,6 +279,45 @@ def pneumonia_cohort(source_nb, release_nb) -> dict[str, object]:
             "would monitor the error rate, the response time and whether the mix of patients changes.")})}
 
 
+def spine_cohort(source_nb, release_nb) -> dict[str, object]:
+    """Three architectures that are not what they are called, seen in the exported graphs: a
+    "U-Net" without skip connections, a "ResNet" without residual additions, and a U-Net whose
+    classifier reads the flattened map, so it only works at the training size."""
+    good = solved_release(source_nb, release_nb)
+    no_skips = _edit(_edit(_edit(good, "unet", "conv_bn(4 * w + 2 * w, 2 * w), conv_bn(2 * w + w, w)",
+                                 "conv_bn(4 * w, 2 * w), conv_bn(2 * w, w)"),
+                           "unet", "torch.cat([F.interpolate(b, size=e2.shape[-2:]), e2], dim=1)",
+                           "F.interpolate(b, size=e2.shape[-2:])"),
+                     "unet", "torch.cat([F.interpolate(d2, size=e1.shape[-2:]), e1], dim=1)",
+                     "F.interpolate(d2, size=e1.shape[-2:])")
+    no_residuals = _edit(good, "resnet", "return F.relu(self.body(x) + self.shortcut(x))", "return F.relu(self.body(x))")
+    one_size = _edit(_edit(good, "unet", "self.fc = nn.Linear(w, num_classes)", "self.fc = nn.Linear(w * 24 * 24, num_classes)"),
+                     "unet", "return self.fc(d1.mean(dim=(2, 3)))", "return self.fc(torch.flatten(d1, 1))")
+    # their own comparisons, with the numbers their runs measure (tiny profile, one CPU thread)
+    return {HONEST: good,
+            "olga_unet_without_skips": _answers(no_skips, {"comparison": (
+                "My U-Net and my ResNet were trained with the same six epochs and settings; only the architecture "
+                "differed. The ResNet did better on validation: macro-F1 0.91 versus 0.76 for my U-Net. The U-Net missed "
+                "most Moderate cases (recall 0.32, against 0.77 for the ResNet), while both caught 0.95 of the Severe "
+                "ones. I think the residual connections make the deeper network easy to optimise in a short training "
+                "run, whereas my U-Net has to rebuild the detail in its decoder. This is a single seed, so the gap might "
+                "shrink with repeated runs.")}),
+            "paul_resnet_without_residuals": _answers(no_residuals, {"comparison": (
+                "Same budget for both networks (six epochs, batch size 32); only the architecture changed. The ResNet "
+                "came out ahead with a macro-F1 of 0.91 on validation, the U-Net reached 0.87. The ResNet also had the "
+                "better weighted log loss, 0.26 compared with 0.44, and found every Severe slice (recall 1.00) where the "
+                "U-Net found 0.95. My explanation is that the residual blocks downsample with strides, so they see the "
+                "whole narrowed canal, while averaging the U-Net's full-resolution map waters down the small bulge. "
+                "With just one seed I cannot rule out that part of this is run-to-run noise.")}),
+            "quinn_one_input_size": _answers(one_size, {"comparison": (
+                "I trained the U-Net and the ResNet with the identical budget, changing only the architecture. "
+                "Surprisingly the U-Net generalises better here: macro-F1 0.96 against 0.91 for the ResNet, and it "
+                "recognises 0.86 of the Moderate slices compared with 0.77. Its weighted log loss is 0.11, much smaller "
+                "than the ResNet's 0.26. Because my classifier reads the whole decoder map, it keeps where the narrowing "
+                "is, and the skip connections bring the sharp edges of the canal from the encoder. One seed is not "
+                "enough to be sure; I would repeat it with more seeds.")})}
+
+
 # assignment -> cohort function; an assignment without one is skipped by the demo
 COHORTS: dict[str, CohortFn] = {
     "lenet5_mnist": lenet5_cohort,
@@ -289,6 +328,7 @@ COHORTS: dict[str, CohortFn] = {
     "inquiry_csxa": inquiry_cohort,
     "cnn_theory": theory_cohort,
     "pneumonia_service": pneumonia_cohort,
+    "spine_architectures": spine_cohort,
 }
 
 

@@ -34,8 +34,10 @@ def select_device(preferred: str = "auto") -> torch.device:
     return device
 
 
-def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path, dynamic_size: bool = False) -> None:
     """torch.export with a dynamic batch dimension: loadable without the notebook's Python.
+    With `dynamic_size`, height and width are dynamic too (Dim.AUTO: a model that only works at
+    one size is exported at that size, and the grader sees it fail at another).
 
     Weights trained channels-last are strided views of their storage, which torch.export.save
     stores with a warning per tensor; the module is converted to the default layout first (in
@@ -43,8 +45,9 @@ def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path) 
     module = module.to(memory_format=torch.contiguous_format)
     example = example.contiguous()
     batch = torch.export.Dim("batch", min=1, max=65536)
+    dims = {0: batch, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO} if dynamic_size else {0: batch}
     with torch.no_grad():
-        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
     torch.export.save(program, path)
 
 
@@ -55,7 +58,8 @@ def _finite(values):
 def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, artifact_dir: str | Path,
                        history: dict | None = None, reported: dict | None = None,
                        figures: dict | None = None, tensors: dict | None = None,
-                       programs: dict | None = None, experiments: dict | None = None) -> Path:
+                       programs: dict | None = None, experiments: dict | None = None,
+                       dynamic_size: bool = False) -> Path:
     """Write what the grader evaluates into `artifact_dir` and return that folder.
 
     history:  {"train_loss": [...], "val_accuracy": [...], ...} one value per epoch.
@@ -65,15 +69,16 @@ def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, arti
     programs: {"feature_maps": (module, example_input), ...} more torch.export programs, <name>.pt2.
     experiments: the inquiry loop's log {"baseline": {...}, "variant": {...}, "hypothesis": "...",
               "runs": [{"config": "baseline", "seed": 0, "metrics": {"macro_f1": ...}}, ...]}.
+    dynamic_size: export every program with dynamic height and width as well as batch.
     """
     out = Path(artifact_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
     example = example_input[:2].detach().to("cpu").float().contiguous()
-    _export_program(model, example, out / MODEL_FILE)
+    _export_program(model, example, out / MODEL_FILE, dynamic_size)
     for name, (module, module_input) in (programs or {}).items():
         _export_program(module.eval().to("cpu"), module_input[:2].detach().to("cpu").float().contiguous(),
-                        out / f"{name}.pt2")
+                        out / f"{name}.pt2", dynamic_size)
     if tensors:
         torch.save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, out / TENSORS_FILE)
     history = {key: _finite(values) for key, values in (history or {}).items()}

@@ -20,6 +20,7 @@ CHECK_TITLES = {
     "direction_matches": "the claimed direction of change matches the measured one",
     "mechanism": "the reasoning names a plausible mechanism",
     "variance": "run-to-run variance is acknowledged",
+    "better_config": "the configuration called better is the one measured better",
 }
 
 
@@ -183,6 +184,48 @@ def check_variance(reflection: str) -> tuple[bool, str]:
     return False, "does not acknowledge run-to-run variance (seeds, noise, repeated runs)"
 
 
+BETTER = re.compile(r"\b(?:better|best|outperform\w*|higher|superior|stronger|beats?|wins?|ahead)\b", re.I)
+WORSE = re.compile(r"\b(?:worse|lower|weaker|underperform\w*|loses?|behind)\b", re.I)
+
+
+def _name_pattern(value) -> re.Pattern:
+    """A configuration's name however it is spelled: U-Net, UNet, u net."""
+    letters = [re.escape(ch) for ch in re.sub(r"[\s_-]+", "", str(value))]
+    return re.compile(r"(?<![\w])" + r"[\s_-]?".join(letters), re.I)
+
+
+def check_better(reflection: str, changed: dict, m: Measured) -> tuple[bool, str]:
+    """For a comparison of two named configurations (e.g. architecture: U-Net vs ResNet): the
+    one the reflection calls better (the name right before "better", "outperforms", "higher" ...;
+    before "worse" or "lower", the other one) must be the one with the higher mean metric, unless
+    the difference is within the seed spread and the tolerance."""
+    if len(changed) != 1 or not m.ok:
+        return False, "there is no single pair of configurations with measured results to compare"
+    old, new = next(iter(changed.values()))
+    names = {old: _name_pattern(old), new: _name_pattern(new)}
+    margin = max(m.spread, m.noise_floor)
+    measured_text = (f"measured {m.metric}: {old} {m.baseline_mean:.3f}, {new} {m.variant_mean:.3f}")
+    winner = None if abs(m.change) <= margin else new if m.change > 0 else old
+    claims = []
+    for sentence in tx.sentences(reflection):
+        if tx.PREDICTION.search(sentence):
+            continue
+        for cue, says_better in ((BETTER, True), (WORSE, False)):
+            for hit in cue.finditer(sentence):
+                before = [(match.start(), name) for name, p in names.items() for match in p.finditer(sentence[:hit.start()])]
+                if before:
+                    subject = max(before, key=lambda b: b[0])[1]
+                    claims.append(subject if says_better else (new if subject == old else old))
+    if not claims:
+        return False, f"the reflection does not say which of {old} and {new} did better; {measured_text}"
+    claimed = Counter(claims).most_common(1)[0][0]
+    if winner is None:
+        return True, f"the two are within the noise ({measured_text}), so either verdict stands"
+    if claimed == winner:
+        return True, f"calls {claimed} better, and {measured_text}"
+    return False, f"calls {claimed} better, but {measured_text}"
+
+
 # ---- all together ---------------------------------------------------------------------------------
 
 def grade_inquiry(spec: dict, profile: str, log: dict, reflection: str, exported: dict | None = None) -> InquiryGrade:
@@ -205,6 +248,7 @@ def grade_inquiry(spec: dict, profile: str, log: dict, reflection: str, exported
         "direction_matches": check_direction(reflection, m, outcome, others, variance_ok),
         "mechanism": check_mechanism(spec, reflection, changed) if changed else (False, "nothing was changed"),
         "variance": (variance_ok, variance_why),
+        "better_config": check_better(reflection, changed, m),
     }
     checks = [Check(name, CHECK_TITLES[name], ok, float(points) if ok else 0.0, float(points), why)
               for name, points in spec["checks"].items() for ok, why in [results[name]]]

@@ -46,7 +46,8 @@ INQUIRY = {
                      "additionalProperties": {"type": "object", "minProperties": 1}},
         "checks": {"type": "object", "minProperties": 1,
                    "propertyNames": {"enum": ["one_variable", "names_variable", "states_hypothesis", "numbers_match",
-                                              "direction_matches", "mechanism", "variance"]},
+                                              "direction_matches", "mechanism", "variance",
+                                              "better_config"]},
                    "additionalProperties": _POINTS},
         "tolerance": {"type": "number", "minimum": 0},   # quoted vs measured, absolute, metric units
         "variables": {"type": "object", "minProperties": 1, "additionalProperties": {

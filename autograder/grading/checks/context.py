@@ -139,6 +139,9 @@ _SYMPY_KEYWORDS = frozenset({"positive", "negative", "integer", "real", "nonnega
 _GUARD_NAMES = frozenset({"L", "args", "math", "inf"}) | _SYMPY_CALLS
 _GUARD_ATTRS = frozenset({"size", "stride", "storage_offset", "dim", "shape", "numel",
                           "floor", "ceil", "trunc", "sqrt", "inf"})
+# F.interpolate leaves guards like "torch.sym_max(1, L['x'].size()[3] // 2) > 1" when height and
+# width are dynamic: `torch` is allowed as a name only as the base of these two calls.
+_TORCH_GUARD_CALLS = frozenset({"sym_max", "sym_min"})
 _SAFE_AST = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.Name, ast.Constant,
              ast.keyword, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
 
@@ -152,17 +155,19 @@ def _check_expression(text: str, what: str, names: frozenset, attributes: frozen
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, RecursionError, ValueError):
         raise UnsafeArtifact(f"{what}: not an expression: {text[:80]!r}") from None
+    torch_calls = {id(n.value) for n in ast.walk(tree) if attributes and isinstance(n, ast.Attribute)
+                   and n.attr in _TORCH_GUARD_CALLS and isinstance(n.value, ast.Name) and n.value.id == "torch"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            ok = node.id in names or bool(_SYMBOL.fullmatch(node.id))
+            ok = node.id in names or bool(_SYMBOL.fullmatch(node.id)) or id(node) in torch_calls
         elif isinstance(node, ast.Attribute):
-            ok = node.attr in attributes
+            ok = node.attr in attributes or id(node.value) in torch_calls
         elif isinstance(node, ast.Subscript):
             ok = bool(attributes) and isinstance(node.slice, ast.Constant)
         elif isinstance(node, ast.Call):
             func = node.func
             ok = (isinstance(func, ast.Name) and func.id in names) or \
-                 (isinstance(func, ast.Attribute) and func.attr in attributes)
+                 (isinstance(func, ast.Attribute) and (func.attr in attributes or id(func.value) in torch_calls))
         elif isinstance(node, ast.keyword):
             ok = node.arg in _SYMPY_KEYWORDS
         elif isinstance(node, ast.Constant):
