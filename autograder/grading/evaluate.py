@@ -248,6 +248,9 @@ def run(artifacts: Path, out: Path, rubric_path: Path, profile: str, hidden_root
             result["history_error"] = f"{type(exc).__name__}: {exc}"
     if rubric.of_kind("inquiry"):
         result["inquiry"] = _inquiry(ctx, data_root)
+    for part in rubric.of_kind("efficiency"):
+        from .efficiency import measure
+        result.setdefault("efficiency", {})[part.id] = measure(ctx, part.options)
     for part in rubric.of_kind("artifact"):
         check = run_check(part.options["check"], ctx, part.options.get("options", {}))
         result["checks"][part.id] = check
