@@ -122,7 +122,7 @@ def config_errors(config, source: str) -> list[str]:
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(map(str, error.absolute_path))
         if error.validator == "additionalProperties":
-            for extra in sorted(k for k in error.instance if k not in CONFIG_SCHEMA["properties"]):
+            for extra in sorted(str(k)[:40] for k in error.instance if k not in CONFIG_SCHEMA["properties"])[:10]:
                 lines.append(f"{source}: {extra}: unknown key (allowed: {', '.join(CONFIG_SCHEMA['properties'])})")
         elif error.validator == "required":
             missing = [k for k in error.validator_value if k not in (error.instance or {})]

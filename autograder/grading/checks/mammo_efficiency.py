@@ -72,7 +72,7 @@ def leakage(ctx: EvalContext, options: dict) -> CheckResult:
     if shared:
         return CheckResult(0.0, (
             f"{len(shared)} of {len(sets['train'] | sets['val'])} patients are in both the training and the validation "
-            f"split (e.g. {', '.join(shared[:3])}): their other views were trained on, so the validation score measures "
+            f"split (e.g. {', '.join(p[:20] for p in shared[:3])}): their other views were trained on, so the validation score measures "
             "memory of these patients, not detection on new ones. Split by patient (all images of a patient on one "
             "side), e.g. with scikit-learn's GroupShuffleSplit"), details=details)
     if unknown:
