@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from autograder.datasets import DatasetMissing, load_split
-from autograder.datasets.mammo import (CONFIG_SCHEMA, ConfigError, PatientSplit, cnn, config_errors, load_config,
-                                       reference_fp32)
+from autograder.datasets.mammo import (CONFIG_SCHEMA, ConfigError, PatientSplit, _read_full_once, cnn, config_errors,
+                                       load_config, reference_fp32)
 from autograder.datasets.registry import load_hidden_split
 from autograder.grading.checks import run_check
 from autograder.grading.checks.context import EvalContext, UnsafeArtifact, _allowed_target
@@ -80,6 +80,7 @@ def test_full_loader_reads_the_jpeg_form_and_names_a_missing_file(tmp_path):
     assert train.images.shape == (3, 1, 128, 128)
     assert train.labels.tolist() == [1, 0, 0] and train.patients == ("P_00001", "P_00001", "P_00002")
     (tmp_path / "cbis-ddsm" / "jpeg" / "9.3" / "1-1.jpg").unlink()
+    _read_full_once.cache_clear()   # read once per process (the evaluator's checks share it)
     with pytest.raises(DatasetMissing, match="9.3"):
         load_split("mammo", "train", "full", tmp_path)
 
