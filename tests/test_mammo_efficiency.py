@@ -312,3 +312,23 @@ def test_demo_cohort_grades_as_intended(demo_run):
     assert table.points == 0 and "does not describe the hand_exports model" in table.explanation
     for student in ("olga_image_split", "pablo_blank_calibration", "quinn_retrained_final"):
         assert by[student].status == "graded" and by[student].score < by["alice_reference"].score
+
+
+class Sleepy(nn.Module):
+    def forward(self, x):
+        import time
+        time.sleep(0.2)
+        return x.mean((2, 3))
+
+
+def test_a_very_slow_export_is_measured_on_fewer_calls_within_the_budget(monkeypatch):
+    import time
+
+    from autograder.grading import efficiency
+
+    monkeypatch.setattr(efficiency, "LATENCY_BUDGET_S", 1.0)
+    start = time.perf_counter()
+    latencies = efficiency._latencies({"fast": nn.Identity(), "slow": Sleepy()}, torch.zeros(40, 1, 4, 4))
+    assert time.perf_counter() - start < 5, "bounded by the budget, not by 30 + 8 calls of 0.2 s"
+    assert latencies["slow"]["1"] >= 0.2 and latencies["slow"]["32"] >= 0.2
+    assert latencies["fast"]["32"] < 0.05

@@ -21,6 +21,7 @@ from .results import PartResult
 
 LATENCY_ROUNDS = {1: 30, 32: 8}   # calls per program and batch size, interleaved across programs
 WARMUP = 2
+LATENCY_BUDGET_S = 20.0           # per program: a very slow export is measured on fewer calls, not forever
 FP32 = "fp32"
 DEFAULT_FP32_FILE = "model.pt2"
 QUOTE_TOLERANCE = 0.01
@@ -76,6 +77,7 @@ def _latencies(modules: dict, images) -> dict:
     import torch
 
     times = {name: {b: [] for b in LATENCY_ROUNDS} for name in modules}
+    spent = dict.fromkeys(modules, 0.0)
     with torch.no_grad():
         for b, rounds in LATENCY_ROUNDS.items():
             x = images[:b].contiguous()
@@ -83,10 +85,14 @@ def _latencies(modules: dict, images) -> dict:
                 x = x.repeat((b + len(x) - 1) // len(x), 1, 1, 1)[:b]
             for i in range(WARMUP + rounds):
                 for name, module in modules.items():
+                    if spent[name] > LATENCY_BUDGET_S * (1 if b > 1 else 0.5) and times[name][b]:
+                        continue
                     start = time.perf_counter()
                     module(x)
-                    if i >= WARMUP:
-                        times[name][b].append(time.perf_counter() - start)
+                    took = time.perf_counter() - start
+                    spent[name] += took
+                    if i >= WARMUP or (spent[name] > LATENCY_BUDGET_S / 2 and not times[name][b]):
+                        times[name][b].append(took)
     return {name: {str(b): statistics.median(t) for b, t in per.items()} for name, per in times.items()}
 
 
