@@ -119,7 +119,7 @@ def privacy(ctx: EvalContext, options: dict) -> CheckResult:
 def results_match(ctx: EvalContext, options: dict) -> CheckResult:
     """The results row of the exported config reports what the exported fp32 model measures on the
     student's validation patients (re-measured here)."""
-    from ..efficiency import FP32, _probabilities, _quality, validation_data
+    from ..efficiency import _probabilities, _quality, validation_data
 
     data = _experiments(ctx)
     name = data.get("exported_config")
@@ -142,7 +142,7 @@ def results_match(ctx: EvalContext, options: dict) -> CheckResult:
                          f"model measures {measured[metric]:.3f}")
         else:
             lines.append(f"val_{metric} {float(reported):.3f} (measured {measured[metric]:.3f})")
-    details = {"config": name, "measured": measured, FP32: "model.pt2"}
+    details = {"config": name, "measured": measured}
     if not ok:
         return CheckResult(0.0, f"the results row of {str(name)[:40]!r} does not describe the exported model: "
                                 + "; ".join(lines) + " (was another run's model exported, or the table edited?)",
