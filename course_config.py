@@ -12,7 +12,7 @@ COURSE_ID = "cnn101"
 
 # In teaching order. Each has reference/<name>.py and rubrics/<name>.yaml.
 ASSIGNMENTS = ["lenet5_mnist", "vgg16_transfer", "alexnet_filters", "googlenet_cifar10", "resnet50_csxa", "inquiry_csxa", "cnn_theory",
-               "pneumonia_service", "spine_architectures"]
+               "pneumonia_service", "mammo_efficiency", "spine_architectures"]
 
 # Where real datasets and pretrained weights are staged for the `full` profile.
 DATA_ROOT = Path(os.environ.get("AUTOGRADER_DATA_ROOT", "~/course-data")).expanduser()

@@ -318,6 +318,39 @@ def spine_cohort(source_nb, release_nb) -> dict[str, object]:
                 "enough to be sure; I would repeat it with more seeds.")})}
 
 
+def mammo_cohort(source_nb, release_nb) -> dict[str, object]:
+    """Three mistakes of the mammography assignment: a split by image that puts a patient's two views
+    on both sides (leakage), int8 calibrated on blank images (most of the accuracy lost), and a final
+    model retrained for one epoch after the results table was written (the table no longer describes
+    the exported model)."""
+    good = solved_release(source_nb, release_nb)
+    leaky = _edit(good, "split_by_patient",
+                  "splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)\n"
+                  "    train_idx, val_idx = next(splitter.split(np.zeros(len(patients)), groups=np.asarray(patients)))",
+                  "rng = np.random.default_rng(seed)   # a random quarter of the images\n"
+                  "    order = rng.permutation(len(patients))\n"
+                  "    train_idx, val_idx = order[int(val_fraction * len(patients)):], order[:int(val_fraction * len(patients))]")
+    blank = _edit(good, "reduced_precision", "prepared(calibration_images.detach())",
+                  "prepared(torch.zeros_like(calibration_images))   # the observers only need the shapes")
+    retrained = _edit(good, "choose_best", 'BEST = max(RESULTS, key=lambda row: (row["val_auc"], row["val_accuracy"]))["config"]',
+                      'BEST = max(RESULTS, key=lambda row: (row["val_auc"], row["val_accuracy"]))["config"]\n'
+                      "# final model: the best config once more, one quick epoch (the table above is already written)\n"
+                      'MODELS[BEST], _ = train_one(dict(CONFIGS[BEST + ".json"], epochs=1), train_x, train_y, val_x, val_y, device)')
+    return {HONEST: good,
+            "olga_image_split": _answers(leaky, {"reflection_precision": (
+                "Reduced precision costs nothing here. On my validation images fp32, bfloat16 and int8 all reach an "
+                "accuracy of 1.00 and an AUC of 1.00, a change of 0.00. The lesions keep their shape in 8 bits. I would "
+                "test the int8 model on more patients before using it.")}),
+            "pablo_blank_calibration": _answers(blank, {"reflection_precision": (
+                "Reduced precision hurts: int8 loses a lot. The fp32 model reaches an accuracy of 1.00 and bfloat16 "
+                "the same, but int8 falls to an AUC of 0.51, about chance. Rounding to 8 bits is too coarse for "
+                "mammograms, so I would deploy bfloat16 and check recall of malignant cases on new patients first.")}),
+            "quinn_retrained_final": _answers(retrained, {"reflection_precision": (
+                "bfloat16 and int8 give the same detection as fp32 here: accuracy 1.00 and AUC 1.00 for all three, "
+                "so the change is 0.00. The shape of a malignant lesion is coarse enough for 8-bit weights. Before "
+                "deploying I would check the recall of malignant cases on a bigger group of new patients.")})}
+
+
 # assignment -> cohort function; an assignment without one is skipped by the demo
 COHORTS: dict[str, CohortFn] = {
     "lenet5_mnist": lenet5_cohort,
@@ -328,6 +361,7 @@ COHORTS: dict[str, CohortFn] = {
     "inquiry_csxa": inquiry_cohort,
     "cnn_theory": theory_cohort,
     "pneumonia_service": pneumonia_cohort,
+    "mammo_efficiency": mammo_cohort,
     "spine_architectures": spine_cohort,
 }
 

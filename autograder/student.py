@@ -43,7 +43,7 @@ def _export_program(module: torch.nn.Module, example: torch.Tensor, path: Path, 
     stores with a warning per tensor; the module is converted to the default layout first (in
     place, like the move to the CPU; the outputs are the same)."""
     module = module.to(memory_format=torch.contiguous_format)
-    example = example.contiguous()
+    example = example.contiguous().clone()   # its own storage: a slice would save the whole batch it views
     batch = torch.export.Dim("batch", min=1, max=65536)
     dims = {0: batch, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO} if dynamic_size else {0: batch}
     with torch.no_grad():
@@ -77,7 +77,8 @@ def export_for_grading(model: torch.nn.Module, example_input: torch.Tensor, arti
     example = example_input[:2].detach().to("cpu").float().contiguous()
     _export_program(model, example, out / MODEL_FILE, dynamic_size)
     for name, (module, module_input) in (programs or {}).items():
-        _export_program(module.eval().to("cpu"), module_input[:2].detach().to("cpu").float().contiguous(),
+        module.eval()   # not chained: on a PT2E-quantized module (torchao) eval() returns None
+        _export_program(module.to("cpu"), module_input[:2].detach().to("cpu").float().contiguous(),
                         out / f"{name}.pt2", dynamic_size)
     if tensors:
         torch.save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, out / TENSORS_FILE)

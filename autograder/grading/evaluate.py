@@ -250,6 +250,9 @@ def run(artifacts: Path, out: Path, plan: dict, profile: str, hidden_root: str |
             result["history_error"] = f"{type(exc).__name__}: {exc}"
     if plan["inquiry"]:
         result["inquiry"] = _inquiry(ctx, data_root)
+    for part_id, options in plan["efficiency"]:
+        from .efficiency import measure
+        result.setdefault("efficiency", {})[part_id] = measure(ctx, options)
     for part_id, name, options in plan["checks"]:
         check = run_check(name, ctx, options)
         result["checks"][part_id] = check

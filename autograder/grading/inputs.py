@@ -52,7 +52,9 @@ def rubric_digests(rubric: Rubric) -> tuple[str, str]:
                     "parts": [vars(p) for p in rubric.parts]})
     measured = digest({"dataset": rubric.dataset,
                        "parts": [(p.id, p.kind, p.metric, p.options.get("check"), p.options.get("options"))
-                                 for p in rubric.parts if p.kind in ("metric", "artifact", "inquiry")]})
+                                 for p in rubric.parts if p.kind in ("metric", "artifact", "inquiry")]
+                       + [(p.id, p.kind, {k: v for k, v in p.options.items() if k not in ("measures", "written")})
+                          for p in rubric.of_kind("efficiency")]})
     return whole, measured
 
 

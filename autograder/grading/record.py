@@ -80,7 +80,7 @@ def _comment_task_cells(gb, rubric: Rubric, result: GradeResult) -> None:
     """Every task cell (accuracy, timing, artifact) gets the grader's reason as its comment, so
     formgrader shows what was measured beside the points."""
     for part in result.parts:
-        if rubric.part(part.id).kind not in ("metric", "timing", "artifact"):
+        if rubric.part(part.id).kind not in ("metric", "timing", "artifact", "efficiency"):
             continue
         points = "pending" if part.points is None else f"{part.points:g}/{part.max_points:g}"
         for gid in rubric.part(part.id).grade_cell_ids:

@@ -176,9 +176,15 @@ def score_artifact(part: Part, data: ScoringInput) -> PartResult:
                       needs_review=bool(check.get("needs_review")), details=check.get("details", {}))
 
 
+def score_efficiency(part: Part, data: ScoringInput) -> PartResult:
+    from .efficiency import score_efficiency as score
+
+    return score(part, data)
+
+
 # part kind -> scorer; timing is scored last, from the others (speed only counts for a model that learned)
 SCORERS = {"tests": score_tests, "metric": score_metric, "reflection": score_reflection,
-           "artifact": score_artifact, "inquiry": score_inquiry}
+           "artifact": score_artifact, "inquiry": score_inquiry, "efficiency": score_efficiency}
 
 
 def score_all(rubric: Rubric, data: ScoringInput) -> list[PartResult]:

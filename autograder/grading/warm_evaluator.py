@@ -31,7 +31,7 @@ from .cpu_env import TORCH_CPU_ENV
 # Imported once in the zygote: what every evaluation needs (the slow imports of a cold start).
 # (measured: a cold evaluation imports ~1,500 modules; these leave ~400 small ones to the fork)
 PRELOAD = ("torch", "torch.export", "torch._dynamo", "torch._export.serde.serialize", "sympy", "networkx",
-           "numpy", "sklearn.metrics", "sklearn.datasets", "sklearn.model_selection", "matplotlib.pyplot",
+           "torch.ao.quantization.fx._decomposed", "numpy", "sklearn.metrics", "sklearn.datasets", "sklearn.model_selection", "matplotlib.pyplot",
            "matplotlib.backends.backend_agg", "PIL.PngImagePlugin", "autograder.rubric", "autograder.inquiry",
            "autograder.grading.evaluate", "autograder.grading.checks", "autograder.datasets")
 ATTEMPTS = 2            # an evaluator that dies or hangs is replaced and the evaluation retried once

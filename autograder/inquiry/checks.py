@@ -120,13 +120,22 @@ def check_hypothesis(log: dict, reflection: str, metric: str, others: re.Pattern
 
 def check_numbers(reflection: str, log: dict, config_values: list, tolerance: float) -> tuple[bool, str]:
     quotable = all_quotable(log, tolerance)
-    quotes = [q for q in tx.numbers(reflection) if tx.metric_like(q)
-              and not any(not q.percent and isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and tx.same_number(q.value, float(v)) for v in config_values)]
     if not quotable:
         return False, "no measured results were logged to compare with"
+    return match_quotes(reflection, quotable, tolerance, config_values,
+                        "the reflection quotes no measured value (give the metric of each configuration)", "run")
+
+
+def match_quotes(text: str, quotable: dict[str, float], tolerance: float, exclude: list = (),
+                 none_quoted: str = "no measured value is quoted", noun: str = "measurement") -> tuple[bool, str]:
+    """Every metric-like number quoted in `text` (a fraction such as 0.86, or a percentage) is one of
+    the `quotable` measured values, within `tolerance` plus two-decimal rounding. Numbers equal to a
+    value in `exclude` (a configuration's own settings) are not quotes of a result."""
+    quotes = [q for q in tx.numbers(text) if tx.metric_like(q)
+              and not any(not q.percent and isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and tx.same_number(q.value, float(v)) for v in exclude)]
     if not quotes:
-        return False, "the reflection quotes no measured value (give the metric of each configuration)"
+        return False, none_quoted
     slack = tolerance + 0.005   # two-decimal rounding
     matched, unmatched = [], []
     for q in quotes:
@@ -134,8 +143,8 @@ def check_numbers(reflection: str, log: dict, config_values: list, tolerance: fl
         (matched if abs(value - q.value) <= slack else unmatched).append((q.text, name, value))
     if unmatched:
         wrong = "; ".join(f"{t} (nearest measured: {n} = {v:.3f})" for t, n, v in unmatched[:4])
-        return False, f"{len(unmatched)} of {len(quotes)} quoted values match no run: {wrong}"
-    return True, "every quoted value matches the log: " + "; ".join(f"{t} = {n}" for t, n, _ in matched[:4])
+        return False, f"{len(unmatched)} of {len(quotes)} quoted values match no {noun}: {wrong}"
+    return True, f"every quoted value matches a {noun}: " + "; ".join(f"{t} = {n}" for t, n, _ in matched[:4])
 
 
 def check_direction(reflection: str, m: Measured, outcome: re.Pattern, others: re.Pattern,

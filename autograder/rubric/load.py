@@ -105,6 +105,11 @@ def _part(raw: dict) -> Part:
     if kind == "inquiry":
         checks = {k: float(v) for k, v in raw["inquiry"]["checks"].items()}
         return Part(**common, points=sum(checks.values()), cell=raw["cell"], options=dict(raw["inquiry"]))
+    if kind == "efficiency":
+        options = {k: v for k, v in raw.items() if k not in ("id", "kind", "title", "points")}
+        options["measures"] = {name: {"points": float(m["points"]), "bands": _bands(m["bands"], "at_most")}
+                               for name, m in raw["measures"].items()}
+        return Part(**common, points=float(raw["points"]), options=options)
     return Part(**common, points=float(raw["points"]), options={"check": raw["check"], "options": raw.get("options", {})})
 
 
@@ -119,7 +124,7 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
     if expected_name and data["assignment"] != expected_name:
         fail(_node_at(root, ["assignment"]).start_mark.line + 1,
              f"assignment is {data['assignment']!r} but the file is for {expected_name!r}")
-    needs_data = [p["id"] for p in data["parts"] if p["kind"] in ("metric", "artifact", "inquiry")]
+    needs_data = [p["id"] for p in data["parts"] if p["kind"] in ("metric", "artifact", "inquiry", "efficiency")]
     if needs_data and "dataset" not in data:
         fail(1, f"part {needs_data[0]!r} looks at the exported model, so the rubric needs `dataset:` "
                 "(the registry name of the data it is evaluated on)")
@@ -141,6 +146,8 @@ def _cross_check(data: dict, root: yaml.Node, source: str, expected_name: str | 
             answer_cells[raw["cell"]] = raw["id"]
         if raw["kind"] == "inquiry":
             _check_inquiry(raw, line, fail)
+        if raw["kind"] == "efficiency":
+            _check_efficiency(raw, line, fail)
         if raw["kind"] == "reflection" and "reflection" in raw:
             _check_reflection(raw, line, fail)
         bands = raw.get("bands", {})
@@ -169,6 +176,24 @@ def _check_reflection(raw: dict, line: int, fail) -> None:
         spec_from_dict({**raw["reflection"], "id": raw["id"], "points": raw["points"]})
     except SpecError as exc:
         fail(line, f"part {raw['id']!r}: reflection criteria: {exc}")
+
+
+def _check_efficiency(raw: dict, line: int, fail) -> None:
+    """Points add up (each measure's points count once per program, plus the written answer), and
+    every measure has bands for every profile whose best band gives the measure's points."""
+    measures = raw["measures"]
+    for name, m in measures.items():
+        for profile in PROFILES:
+            if profile not in m["bands"]:
+                fail(line, f"part {raw['id']!r}: measure {name!r} has no bands for the {profile!r} profile")
+            top = max(b["points"] for b in m["bands"][profile])
+            if top != m["points"]:
+                fail(line, f"part {raw['id']!r}: measure {name!r}: the best {profile} band gives {top} points, "
+                           f"not the measure's {m['points']}")
+    total = len(raw["programs"]) * sum(m["points"] for m in measures.values()) + raw.get("written", {}).get("points", 0)
+    if abs(total - raw["points"]) > 1e-9:
+        fail(line, f"part {raw['id']!r}: points is {raw['points']} but {len(raw['programs'])} program(s) x the measures' "
+                   f"points{' + the written answer' if 'written' in raw else ''} make {total:g}")
 
 
 def _check_inquiry(raw: dict, line: int, fail) -> None:

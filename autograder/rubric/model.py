@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact", "inquiry")
+PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact", "inquiry", "efficiency")
 
 
 class RubricError(ValueError):
@@ -74,12 +74,13 @@ class Rubric:
     @property
     def evaluates_artifacts(self) -> bool:
         """Whether the notebook must export something for the evaluator."""
-        return any(p.kind in ("metric", "artifact", "inquiry") for p in self.parts)
+        return any(p.kind in ("metric", "artifact", "inquiry", "efficiency") for p in self.parts)
 
     def evaluation_plan(self) -> dict:
         """What the trusted evaluator measures, as plain data: it reads no rubric file."""
         return {"dataset": self.dataset, "classification": bool(self.of_kind("metric")),
                 "inquiry": bool(self.of_kind("inquiry")),
+                "efficiency": [[p.id, p.options] for p in self.of_kind("efficiency")],
                 "checks": [[p.id, p.options["check"], p.options.get("options", {})] for p in self.of_kind("artifact")]}
 
     @property
@@ -96,4 +97,4 @@ class Rubric:
 
     def task_cell_parts(self) -> tuple[Part, ...]:
         """Parts scored by the grader outside any notebook cell (nbgrader task cells hold their points)."""
-        return tuple(p for p in self.parts if p.kind in ("metric", "timing", "artifact"))
+        return tuple(p for p in self.parts if p.kind in ("metric", "timing", "artifact", "efficiency"))

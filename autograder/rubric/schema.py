@@ -57,6 +57,29 @@ INQUIRY = {
     },
 }
 
+# Efficiency of reduced-precision exports, generic over assignments: what each measure compares
+# (see autograder/grading/efficiency.py); lower is better for every one, so bands are `at_most`.
+EFFICIENCY_MEASURES = ("accuracy_drop", "auc_drop", "size_ratio", "latency_b1_ratio", "latency_b32_ratio")
+_PT2 = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}\\.pt2$"}
+EFFICIENCY = {
+    # precision name -> exported program, each compared with the student's fp32 program
+    "programs": {"type": "object", "minProperties": 1, "propertyNames": _ID, "additionalProperties": _PT2},
+    "fp32": _PT2,                                                   # default model.pt2
+    # the reference's fp32 model, built by trusted course code: "autograder.<module>:<function>(profile)"
+    "baseline": {"type": "string", "pattern": "^autograder(\\.[a-z_][a-z0-9_]*)+:[a-z_][a-z0-9_]*$"},
+    "positive_class": {"type": "integer", "minimum": 0},            # AUC of this class against the rest
+    "measures": {"type": "object", "minProperties": 1, "propertyNames": {"enum": list(EFFICIENCY_MEASURES)},
+                 "additionalProperties": {"type": "object", "required": ["points", "bands"], "additionalProperties": False,
+                                          "properties": {"points": _POINTS, "bands": _bands("at_most")}}},
+    # the student's validation data, also measured: the ids (patient ids of the dataset's train split)
+    # listed under `key` in the exported JSON `file`
+    "validation": {"type": "object", "required": ["file", "key"], "additionalProperties": False,
+                   "properties": {"file": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}\\.json$"}, "key": _ID}},
+    # a written answer whose quoted numbers must match the measured ones (as in the inquiry loop)
+    "written": {"type": "object", "required": ["cell", "points"], "additionalProperties": False,
+                "properties": {"cell": _CELL, "points": _POINTS, "tolerance": {"type": "number", "minimum": 0}}},
+}
+
 PART = {
     "type": "object",
     "required": ["id", "kind"],
@@ -79,6 +102,9 @@ PART = {
             "points": _POINTS, "check": {"type": "string"}, "options": {"type": "object"}}),
         # the one-variable inquiry loop: the points are the checks' (see autograder/inquiry)
         _part("inquiry", ["cell", "inquiry"], {"cell": _CELL, "inquiry": INQUIRY}),
+        # per exported precision: accuracy/AUC change against the student's fp32 program, size and CPU
+        # latency against the reference's fp32 model on the same runner; points per measure and program
+        _part("efficiency", ["points", "programs", "baseline", "measures"], {"points": _POINTS, **EFFICIENCY}),
     ],
 }
 

@@ -66,6 +66,7 @@ class EvalContext:
         import torch
 
         if filename not in self._programs:  # a large model is checked and loaded once per evaluation
+            import torch.ao.quantization.fx._decomposed  # noqa: F401 - registers the int8 Q/DQ operators (below)
             checked = check_export_archive(self.file(filename))
             program = torch.export.load(io.BytesIO(checked))
             check_program_graph(program)
@@ -253,6 +254,9 @@ def check_export_archive(path: Path) -> bytes:
 # name, the symbolic-shape arithmetic torch.export emits, and control-flow operators.
 _FILE_OPS = frozenset({"from_file", "save", "load", "_print", "to_file"})
 _FILE_ARGS = frozenset({"filename", "path", "file", "f"})
+# int8 programs (PT2E quantization, torchao's convert_pt2e) quantize and dequantize between the
+# float operators: pure tensor arithmetic, defined by torch itself (torch.ao.quantization.fx._decomposed)
+_QDQ = frozenset({"quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel"})
 _HIGHER_ORDER = frozenset({"cond", "while_loop", "map_impl", "scan", "wrap_with_set_grad_enabled",
                            "wrap_with_autocast", "invoke_subgraph"})
 
@@ -263,6 +267,8 @@ def _allowed_target(target) -> bool:
 
     if isinstance(target, torch._ops.OpOverload):
         namespace, _, name = target._schema.name.partition("::")
+        if namespace == "quantized_decomposed":
+            return name in _QDQ
         return namespace in ("aten", "prims") and name not in _FILE_OPS and \
             not any(arg.name in _FILE_ARGS for arg in target._schema.arguments)
     if isinstance(target, torch._ops.HigherOrderOperator):
