@@ -1,5 +1,7 @@
 """Rubric files: the real ones load; typos and gaps fail with file:line errors."""
 
+import json
+
 import pytest
 
 from autograder.rubric import RubricError, load_rubric, parse_rubric
@@ -14,6 +16,16 @@ def test_every_course_rubric_loads(course):
             for profile in ("tiny", "full"):
                 if part.kind in ("metric", "timing"):
                     assert part.bands[profile][0].points == part.points
+
+
+def test_every_evaluation_plan_is_plain_data(course):
+    """The evaluator gets its plan as JSON: every part it measures is in it, and nothing else."""
+    for name in course.assignments:
+        rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
+        plan = json.loads(json.dumps(rubric.evaluation_plan()))
+        measured = {p.id for p in rubric.parts if p.kind in ("artifact", "efficiency")}
+        assert {i for i, *_ in plan["checks"] + plan["efficiency"]} == measured, name
+        assert plan["classification"] == bool(rubric.of_kind("metric")) and plan["dataset"] == rubric.dataset
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Options of an efficiency part that only scoring reads (bands, the written answer's points).
+SCORING_ONLY = ("measures", "written")
 PART_KINDS = ("tests", "metric", "timing", "reflection", "artifact", "inquiry", "efficiency")
 
 
@@ -80,7 +82,8 @@ class Rubric:
         """What the trusted evaluator measures, as plain data: it reads no rubric file."""
         return {"dataset": self.dataset, "classification": bool(self.of_kind("metric")),
                 "inquiry": bool(self.of_kind("inquiry")),
-                "efficiency": [[p.id, p.options] for p in self.of_kind("efficiency")],
+                "efficiency": [[p.id, {k: v for k, v in p.options.items() if k not in SCORING_ONLY}]
+                               for p in self.of_kind("efficiency")],
                 "checks": [[p.id, p.options["check"], p.options.get("options", {})] for p in self.of_kind("artifact")]}
 
     @property
