@@ -207,7 +207,7 @@ def _int8(model, calibration):
 
 @pytest.fixture(scope="module")
 def hand_exports(tmp_path_factory):
-    """A briefly trained small CNN hand_exports in fp32, bf16 and int8, as the notebook's export does."""
+    """A briefly trained small CNN exported in fp32, bf16 and int8, as the notebook's export does."""
     from autograder.student import export_for_grading
 
     torch.manual_seed(0)
@@ -311,7 +311,7 @@ def test_demo_cohort_grades_as_intended(demo_run):
     assert int8.details["programs"]["int8"]["accuracy_drop"] > 0.2 and "int8: accuracy drop" in int8.explanation
     assert int8.points < parts["alice_reference"]["efficiency"].points
     table = parts["quinn_retrained_final"]["results_match"]
-    assert table.points == 0 and "does not describe the hand_exports model" in table.explanation
+    assert table.points == 0 and "does not describe the exported model" in table.explanation
     for student in ("olga_image_split", "pablo_blank_calibration", "quinn_retrained_final"):
         assert by[student].status == "graded" and by[student].score < by["alice_reference"].score
 
