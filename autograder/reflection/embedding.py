@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def load_model():
     return SentenceTransformer(str(model_dir()), device="cpu")
 
 
+# Texts already embedded by this process. A grading process scores every student against the
+# same questions, criteria, reference answers and graded exemplars (about 330 texts a question),
+# so without it each submission re-embedded them all: 4-7 s of a written-answer notebook's
+# scoring. Bounded (about 75 MB at CACHE_SIZE), least recently used out first.
+CACHE_SIZE = 50_000
+_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+
 def embed(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
     """Embed texts into a float32 array of shape (len(texts), 384) with unit-length rows.
 
@@ -65,6 +74,22 @@ def embed(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
     texts = list(texts)
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    found = {}
+    for text in dict.fromkeys(texts):
+        if text in _cache:
+            _cache.move_to_end(text)
+            found[text] = _cache[text]
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found.update(zip(missing, _encode(missing, batch_size)))
+        for text in missing:
+            _cache[text] = found[text]
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return np.stack([found[t] for t in texts])
+
+
+def _encode(texts: list[str], batch_size: int) -> np.ndarray:
     model = load_model()
     with _torch_threads(int(os.environ.get("AUTOGRADER_EMBED_THREADS", DEFAULT_THREADS))):
         vectors = model.encode(

@@ -129,7 +129,7 @@ def table_embedder(texts: Sequence[str], embed_fn: EmbedFn = embed) -> EmbedFn:
     """Embed texts in one batch now and serve later requests from that table.
 
     Texts not in the table are embedded on demand (and kept). Lives as long as the returned
-    function: one answer's or one batch's worth, never process-wide.
+    function: one answer's or one batch's worth (`embed` itself keeps a bounded process-wide cache).
     """
     unique = list(dict.fromkeys(t for t in texts if t))
     table = dict(zip(unique, embed_fn(unique))) if unique else {}
