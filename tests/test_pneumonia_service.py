@@ -226,8 +226,7 @@ def test_a_service_that_hangs_is_stopped_at_its_deadline_and_leaves_nothing(demo
     result = run_check("pneumonia_service_health", ctx, options)
     assert result["score"] == 0 and "never answered GET /health" in result["explanation"], result
     assert time.monotonic() - started < 30, "stopped at the start-up deadline, not the run's"
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "app:app" in " ".join(p.info["cmdline"] or [])]
-    assert not leftovers, "the service and everything it started are gone"
+    assert not services_left(work), "the service and everything it started are gone"
     assert not (work / "service.sock").exists()
 
 
@@ -387,6 +386,16 @@ def hand_built_service(tmp_path_factory):
     return work
 
 
+def services_left(work: Path) -> list[str]:
+    """Student services still running from this test: started under this process (a sandboxed one
+    cannot leave its pid namespace), or anywhere with `work` as their folder (an unsandboxed one
+    that daemonized). Other tests' services may run at the same time (pytest-xdist)."""
+    mine = {p.pid for p in psutil.Process().children(recursive=True)}
+    return [" ".join(p.info["cmdline"]) for p in psutil.process_iter(["pid", "cmdline", "cwd"])
+            if "app:app" in " ".join(p.info["cmdline"] or [])
+            and (p.info["pid"] in mine or str(work) in (p.info["cwd"] or ""))]
+
+
 def _copy(work: Path, to: Path) -> Path:
     shutil.copytree(work, to)
     to.chmod(0o755)
@@ -419,8 +428,7 @@ def test_the_service_runs_as_the_session_runs_notebooks(hand_built_service, tmp_
     assert latency["score"] == 1 and "x the reference service's (1000 ms, 1000 ms)" in latency["explanation"]
     assert (work / "sees_the_grader.txt").read_text() == str(not sandboxed)
     assert not (work / "service.sock").exists()
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "app:app" in " ".join(p.info["cmdline"] or [])]
-    assert not leftovers
+    assert not services_left(work)
 
 
 def test_a_runner_that_cannot_sandbox_the_service_is_a_grader_error(hand_built_service, tmp_path):
