@@ -24,16 +24,10 @@ SLOW_FIXTURES = {"demo_run", "demo", "batch", "two_workers", "postgres", "traine
                  "course_with_it", "exported", "artifacts", "setup"}
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if SLOW_FIXTURES & fixtures:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        # pytest-xdist (`--dist loadgroup`) runs a group on one worker: every test reading the
-        # session's demo run in one group (the demo is graded once), every other test with its
-        # file (module fixtures are set up once); the demo then overlaps the rest of the suite
-        item.add_marker(pytest.mark.xdist_group("demo" if "demo_run" in fixtures else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")

@@ -389,7 +389,7 @@ def hand_built_service(tmp_path_factory):
 def services_left(work: Path) -> list[str]:
     """Student services still running from this test: started under this process (a sandboxed one
     cannot leave its pid namespace), or anywhere with `work` as their folder (an unsandboxed one
-    that daemonized). Other tests' services may run at the same time (pytest-xdist)."""
+    that daemonized). Other gradings on the machine may run services at the same time."""
     mine = {p.pid for p in psutil.Process().children(recursive=True)}
     return [" ".join(p.info["cmdline"]) for p in psutil.process_iter(["pid", "cmdline", "cwd"])
             if "app:app" in " ".join(p.info["cmdline"] or [])

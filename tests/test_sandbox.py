@@ -333,7 +333,7 @@ def test_fork_bomb_is_stopped(workdir, sandboxed):
     assert out.too_many_processes and out.killed_reason == "processes"
     assert out.wall_seconds < 15
     # every bomb process is gone once init has reaped the orphans (it takes a moment here); counted
-    # by the marker, since other tests start and stop processes meanwhile (pytest-xdist)
+    # by the marker, since other work on the machine starts and stops processes meanwhile
     assert wait_gone(marker, timeout=10) == []
     assert psutil.virtual_memory().available > 2**30
 
