@@ -63,11 +63,8 @@ from sklearn.model_selection import GroupKFold, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import SplineTransformer, StandardScaler  # noqa: E402
 
-from autograder.reflection.calibration import (  # noqa: E402
-    exemplar_features,
-    fit_course,
-    fit_pairs,
-)
+from autograder.reflection.calibration import exemplar_features, fit_pairs  # noqa: E402
+from autograder.reflection.fitting import fit_course  # noqa: E402
 from autograder.reflection.concepts import content_stems, split_sentences, tokens  # noqa: E402
 from autograder.reflection.gaming import COPY_MIN_WORDS, NO_REVIEW_FLAGS  # noqa: E402
 from autograder.reflection.embedding import embed  # noqa: E402

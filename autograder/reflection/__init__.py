@@ -3,8 +3,9 @@
 Plain data in, plain data out; see docs/reflection.md for the design.
 """
 
-from .calibration import Calibration, CalibrationError, fit_calibration, fit_course, fit_pairs
+from .calibration import Calibration, CalibrationError, fit_pairs
 from .duplicates import near_duplicates
+from .fitting import fit_calibration, fit_course
 from .scorer import Suggestion, suggest, suggest_many
 from .spec import (
     REFLECTION_SCHEMA,
