@@ -180,6 +180,37 @@ def test_a_changed_band_rescores_without_running_and_says_what_changed(graded):
     assert "alice_reference" in changed and "bob_weaker" not in changed
 
 
+@pytest.mark.slow
+def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs(graded):
+    """What `autograder calibrate` writes beside the rubric is read once by the next grade, reaches
+    every task and scores the written answers with it; nothing runs again."""
+    from autograder.reflection import Calibration
+
+    course, _ = graded
+    before = {r.student: r for r in record.latest_results(course, A) if r.student in STUDENTS}
+    assert all(_part(r, "reflection").points > 0 for r in before.values())
+    path = course.rubric_dir / f"{A}.calibration.json"
+    assert not path.exists()
+    # a teacher who gave no written answer any point: every raw score maps to none
+    path.write_text(json.dumps({"reflection": Calibration(knots_x=[0.0, 1.0], knots_y=[0.0, 0.0]).to_dict()}))
+    lines = []
+    try:
+        outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append)
+    finally:
+        path.unlink()
+    now = {r.student: r for r in outcome.results}
+    for student, old in before.items():
+        new = now[student]
+        assert new.rescored_from == old.attempt and _part(new, "reflection").points == 0
+        assert not (Path(new.output_dir) / "work" / "artifacts").exists()   # nothing ran
+        assert _scores(course)[student] == pytest.approx(new.score)
+    assert any("score again" in line and "calibration" in line for line in lines)
+
+
+def _part(result, part_id: str):
+    return next(p for p in result.parts if p.id == part_id)
+
+
 # ---- a grader-side failure never replaces a grade -----------------------------------------------
 
 def _idx(path: Path, array: np.ndarray, images: bool) -> None:

@@ -22,10 +22,10 @@ from ..intake.timestamps import submitted_at
 from ..rubric import Rubric, load_rubric
 from ..sandbox import Limits, bwrap_available, SandboxUnavailable
 from . import record
-from .calibrate import calibration_path
+from .calibrate import read_calibrations
 from .carried import carry
 from .execute import ExecutionSettings
-from .inputs import changed, file_digest, grading_inputs, notebook_digest, reuse
+from .inputs import changed, grading_inputs, notebook_digest, reuse
 from .pipeline import GradingTask, grade_one
 from .preflight import preflight, reference_failed, reference_service_failed
 from .reference_cells import reference_cells, store_reference_cells
@@ -106,19 +106,26 @@ def _next_attempt(course: Course, sub: Submission) -> tuple[int, Path]:
 
 
 def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
-                reference_s: float | None, reference_service: dict | None = None) -> dict:
+                reference_s: float | None, reference_service: dict | None = None,
+                calibration_digest: str | None = None) -> dict:
     limits = {**vars(settings.limits), "cell_timeout_s": settings.cell_timeout_s, "sandboxed": settings.sandboxed}
+    if calibration_digest is None:
+        calibration_digest = read_calibrations(rubric)[1]
     return grading_inputs(file_sha256(sub.path), notebook_digest(course.source_notebook(sub.assignment)), profile, limits,
-                          rubric, reference_s, file_digest(calibration_path(rubric)), reference_service)
+                          rubric, reference_s, calibration_digest, reference_service)
 
 
 def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
               reference_s: float | None, attempt_dir: Path | None = None, attempt: int = 0,
               previous: "Decision | None" = None, cells: dict | None = None,
-              reference_service: dict | None = None, reference_run: bool = False) -> GradingTask:
+              reference_service: dict | None = None, reference_run: bool = False,
+              calibrations: tuple[dict, str] | None = None) -> GradingTask:
     """A grading task; with `previous` (a re-score decision), one that scores that attempt's run
     again. `cells`: the reference's instructor-cell durations (default: this machine's cache);
-    `reference_service`: the reference service's latency on this runner (rubric.latency_part)."""
+    `reference_service`: the reference service's latency on this runner (rubric.latency_part);
+    `calibrations`: the written-answer calibrations and their digest (default: read now), which
+    a batch reads once per assignment."""
+    stored, digest = calibrations if calibrations is not None else read_calibrations(rubric)
     if attempt_dir is None:
         attempt, attempt_dir = _next_attempt(course, sub)
     rescore = previous is not None and previous.action in ("rescore", "reevaluate")
@@ -129,7 +136,8 @@ def make_task(course: Course, rubric: Rubric, sub: Submission, profile: str, set
                        reference_train_s=reference_s, device=course.profile(profile).device,
                        reference_cells=(cells or reference_cells(course.cache_dir, sub.assignment, profile))
                        if reference_s else None, reference_service=reference_service,
-                       inputs=task_inputs(course, rubric, sub, profile, settings, reference_s, reference_service),
+                       inputs=task_inputs(course, rubric, sub, profile, settings, reference_s, reference_service, digest),
+                       calibrations=stored,
                        rescore_from=Path(previous.result.output_dir) if rescore else None,
                        reevaluate=rescore and previous.action == "reevaluate", reference_run=reference_run)
 
@@ -195,9 +203,11 @@ def decide(course: Course, sub: Submission, inputs: dict, force: bool) -> Decisi
 
 
 def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool,
-         settings: ExecutionSettings, reference_s: float | None, reference_service: dict | None = None) -> list[Decision]:
+         settings: ExecutionSettings, reference_s: float | None, reference_service: dict | None = None,
+         calibration_digest: str | None = None) -> list[Decision]:
     """Decide per submission from the fingerprints of what its grade depends on (grading/inputs.py)."""
-    return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s, reference_service), force)
+    return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s, reference_service,
+                                          calibration_digest), force)
             for s in subs]
 
 
@@ -227,6 +237,7 @@ class _Assignment:
     reference_s: float | None = None
     reference_cells: dict | None = None
     reference_service: dict | None = None    # the reference service's latency (rubric.latency_part)
+    calibrations: tuple[dict, str] = field(default_factory=lambda: ({}, ""))   # written-answer calibrations, digest
 
 
 def grade_assignments(course: Course, assignments: list[str], profile: str | None = None,
@@ -270,13 +281,14 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
         _reference_times(client, course, jobs, profile, log, elapsed, cluster_key(scheduler) if carried else None)
         for job in jobs.values():
             decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s,
-                              job.reference_service)
+                              job.reference_service, job.calibrations[1])
         _describe_plan(decisions, log)
         todo = [d for d in decisions if d.action != "keep"]
         tasks = [make_task(course, jobs[d.submission.assignment].rubric, d.submission, profile,
                            jobs[d.submission.assignment].settings, jobs[d.submission.assignment].reference_s,
                            previous=d, cells=jobs[d.submission.assignment].reference_cells,
-                           reference_service=jobs[d.submission.assignment].reference_service) for d in todo]
+                           reference_service=jobs[d.submission.assignment].reference_service,
+                           calibrations=jobs[d.submission.assignment].calibrations) for d in todo]
         if carried:
             tasks = [carry(t) for t in tasks]
         if tasks:
@@ -317,7 +329,7 @@ def _prepare(course: Course, name: str, profile: str, student: str | None,
     if not subs:
         who = f"student {student!r}" if student else "any student"
         raise FileNotFoundError(f"no submission of {name} by {who} under {course.submitted_dir}/<student>/{name}/")
-    return _Assignment(rubric, None, subs)
+    return _Assignment(rubric, None, subs, calibrations=read_calibrations(rubric))
 
 
 def _with_limits(settings: ExecutionSettings, overrides: dict) -> ExecutionSettings:

@@ -24,13 +24,24 @@ def calibration_path(rubric: Rubric) -> Path | None:
     return rubric.path.with_suffix(".calibration.json") if rubric.path else None
 
 
-def load_calibrations(rubric: Rubric) -> dict:
-    from ..reflection import Calibration
+def read_calibrations(rubric: Rubric) -> tuple[dict, str]:
+    """The stored calibrations as plain dicts ({part id: dict}, {} when there are none) and the
+    file's digest (a grading input): read once per batch and carried by each task."""
+    from .inputs import bytes_digest
 
     path = calibration_path(rubric)
-    if not path or not path.is_file():
-        return {}
-    return {part_id: Calibration.from_dict(d) for part_id, d in json.loads(path.read_text()).items()}
+    try:
+        data = path.read_bytes() if path else None
+    except FileNotFoundError:
+        data = None
+    return (json.loads(data) if data is not None else {}), bytes_digest(data)
+
+
+def load_calibrations(stored: dict) -> dict:
+    """{part id: Calibration} from the plain dicts `read_calibrations` gives."""
+    from ..reflection import Calibration
+
+    return {part_id: Calibration.from_dict(d) for part_id, d in stored.items()}
 
 
 def hand_graded(course: Course, rubric: Rubric, part_id: str) -> list[tuple[str, float]]:
@@ -64,7 +75,7 @@ def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
     """
     from ..reflection import fit_course
 
-    fitted, counts, items = load_calibrations(rubric), {}, []
+    fitted, counts, items = load_calibrations(read_calibrations(rubric)[0]), {}, []
     for part in rubric.of_kind("reflection"):
         spec = reflection_spec(part)
         graded = hand_graded(course, rubric, part.id) if spec else []

@@ -2,7 +2,7 @@
 records, so a runner needs no shared folder with the instructor's machine, only the installed
 project, its own data root and its own hidden data root.
 
-Client side, `carry(task)` reads the bytes (submission, built notebook, rubric and calibration,
+Client side, `carry(task)` reads the bytes (submission, built notebook, rubric,
 the course secret; for a re-score the earlier run's result and executed notebook). Runner side,
 `run_carried(task)` lays them out in a private temporary folder, grades there with its own data
 roots (`AUTOGRADER_DATA_ROOT`, `AUTOGRADER_HIDDEN_DATA_ROOT`, or their defaults), and returns the
@@ -31,7 +31,6 @@ class Carried:
     submission: bytes | None          # None: the folder held no notebook (Submission.problem)
     source_notebook: bytes
     rubric: bytes
-    calibration: bytes | None
     secret: int
     previous_result: bytes | None = None      # a re-score: the earlier attempt's result.json
     previous_notebook: bytes | None = None    # ... and its executed notebook
@@ -47,7 +46,6 @@ def _read(path: Path | None) -> bytes | None:
 def carry(task: GradingTask) -> GradingTask:
     """The task with the bytes its runner needs (read here, on the client)."""
     from ..secret import course_secret
-    from .calibrate import calibration_path
     from .stored import RESULT_FILE
 
     sub = task.submission
@@ -56,7 +54,6 @@ def carry(task: GradingTask) -> GradingTask:
         submission=None if sub.problem else _read(sub.path),
         source_notebook=Path(task.source_notebook).read_bytes(),
         rubric=Path(task.rubric.path).read_bytes(),
-        calibration=_read(calibration_path(task.rubric)),
         secret=course_secret(task.cache_dir),
         previous_result=_read(previous / RESULT_FILE) if previous else None,
         previous_notebook=_read(previous / "work" / f"{sub.assignment}.ipynb") if previous else None)
@@ -80,7 +77,6 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
 def _lay_out(task: GradingTask, root: Path) -> GradingTask:
     """The task's files in `root`, and the task pointing at them and at this runner's data."""
     from ..secret import SECRET_FILE
-    from .calibrate import calibration_path
     from .stored import RESULT_FILE
 
     c, sub = task.carried, task.submission
@@ -90,8 +86,6 @@ def _lay_out(task: GradingTask, root: Path) -> GradingTask:
         _write(submission, c.submission)
     rubric_path = _write(root / "rubrics" / f"{name}.yaml", c.rubric)
     rubric = replace(task.rubric, path=rubric_path)
-    if c.calibration is not None:
-        _write(calibration_path(rubric), c.calibration)
     cache = root / "cache"
     _write(cache / SECRET_FILE, str(c.secret).encode(), 0o600)
     previous = None

@@ -25,12 +25,9 @@ def digest(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def file_digest(path: Path | None) -> str:
-    """Content hash of a file, "" when it does not exist (an absent calibration is a state too)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
-    except OSError:
-        return ""
+def bytes_digest(data: bytes | None) -> str:
+    """Content hash of a file's bytes, "" for no file (an absent calibration is a state too)."""
+    return hashlib.sha256(data).hexdigest()[:16] if data is not None else ""
 
 
 def notebook_digest(path: Path) -> str:

@@ -48,6 +48,7 @@ class GradingTask:
     reevaluate: bool = False           # with rescore_from: evaluate its artifacts again
     carried: object = None             # grading/carried.py: the bytes a runner without the course folder needs
     reference_run: bool = False        # run for the reference's measures (times; a service's latency), not graded
+    calibrations: dict = field(default_factory=dict)   # written-answer calibrations {part id: dict}, read by the batch
 
 
 def _now() -> str:
@@ -229,7 +230,7 @@ def _score(task: GradingTask, result: GradeResult, executed) -> None:
     result.flags += _discrepancies(result.evaluation) + [str(f) for f in result.evaluation.get("flags", [])]
     result.parts = score_all(task.rubric, ScoringInput(task.profile, executed, result.evaluation,
                                                        result.timings.get("train_s"), task.reference_train_s,
-                                                       load_calibrations(task.rubric)))
+                                                       load_calibrations(task.calibrations)))
     result.timings["score_s"] = round(time.perf_counter() - t0, 3)
 
 
