@@ -212,7 +212,7 @@ def test_majority_class_model_gets_less_than_full_marks(trained):
         majority.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
     artifacts = export(majority, val, tmp / "majority")
     ctx = EvalContext(artifacts, tmp, "csxa", "tiny", None, None, 1)
-    metrics = _metrics(ctx.test_split.labels, _predict(ctx.program(), ctx.test_split.images), ctx.test_split.classes)
+    metrics = _metrics(ctx.test_split.labels, _predict(ctx.module(), ctx.test_split.images), ctx.test_split.classes)
     assert metrics["min_recall"] == 0.0 and metrics["accuracy"] > 0.3
     for part in RUBRIC.of_kind("metric"):
         scored = score_metric(part, ScoringInput("tiny", None, {"ok": True, "test": metrics}))

@@ -21,10 +21,9 @@ CURVE_PNG = "training_curve.png"
 
 # ---- child ----------------------------------------------------------------------------------
 
-def _predict(program, images, batch_size: int = 512):
+def _predict(module, images, batch_size: int = 512):
     import torch
 
-    module = program.module()
     with torch.no_grad():
         return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
@@ -42,12 +41,11 @@ def _batches(n: int, rng) -> list[int]:
     return sizes
 
 
-def _predict_shuffled(program, images, rng, limit: int | None = None):
+def _predict_shuffled(module, images, rng, limit: int | None = None):
     """(indices, predictions): the images (or `limit` of them) in a fresh random order and in
     batches of random sizes, so a model cannot tell the evaluation from its order or its batch."""
     import torch
 
-    module = program.module()
     order = torch.randperm(len(images), generator=rng)[:limit]
     out, start = [], 0
     with torch.no_grad():
@@ -62,15 +60,15 @@ SECOND_ORDERING_MAX = 1000   # images predicted a second time, in another order 
 ABOVE_VALIDATION = 0.15      # hidden accuracy this far above the measured validation accuracy is flagged
 
 
-def _shuffled_predictions(program, images, rng) -> tuple[object, list[str]]:
+def _shuffled_predictions(module, images, rng) -> tuple[object, list[str]]:
     """Predictions in file order, from a shuffled, randomly batched pass; a second pass in
     another order over up to SECOND_ORDERING_MAX images must agree with it."""
     import torch
 
-    order, first = _predict_shuffled(program, images, rng)
+    order, first = _predict_shuffled(module, images, rng)
     predictions = torch.empty_like(first)
     predictions[order] = first
-    again, second = _predict_shuffled(program, images, rng, SECOND_ORDERING_MAX)
+    again, second = _predict_shuffled(module, images, rng, SECOND_ORDERING_MAX)
     differ = int((predictions[again] != second).sum())
     if differ > max(1, ORDER_TOLERANCE * len(again)):
         return predictions, [f"the exported model's predictions change with the order or batching of the test "
@@ -170,7 +168,7 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
     from ..datasets import load_split
 
     try:
-        program = ctx.program()
+        module = ctx.module()
     except FileNotFoundError:
         return {"ok": False, "error": f"no exported model ({MODEL_FILE}): the export cell did not run or failed"}
     except Exception as exc:
@@ -187,8 +185,8 @@ def _classification(ctx, out: Path, data_root: str | None) -> dict:
         return {"ok": False, "grader_error": f"the {ctx.profile} data could not be loaded on runner "
                                              f"{platform.node()}: {type(exc).__name__}: {str(exc)[:300]}"}
     try:
-        predictions, flags = _shuffled_predictions(program, test.images, rng)
-        val_predictions, val_flags = _shuffled_predictions(program, val.images, rng)
+        predictions, flags = _shuffled_predictions(module, test.images, rng)
+        val_predictions, val_flags = _shuffled_predictions(module, val.images, rng)
         val_accuracy = float((val_predictions == val.labels).float().mean())
     except Exception as exc:
         return {"ok": False, "error": f"the exported model failed on the test images: {type(exc).__name__}: {str(exc)[:200]}"}
@@ -211,7 +209,7 @@ def _inquiry(ctx, data_root: str | None) -> dict:
     result = {"log": plain_log(_read_json(ctx, EXPERIMENTS_FILE)), "exported": {}}
     try:
         val = load_split(ctx.dataset, "val", ctx.profile, data_root)
-        metrics = _metrics(val.labels, _predict(ctx.program(), val.images), val.classes)
+        metrics = _metrics(val.labels, _predict(ctx.module(), val.images), val.classes)
         result["exported"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "min_recall")}
     except Exception as exc:
         result["exported_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"

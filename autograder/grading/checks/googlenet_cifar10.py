@@ -24,10 +24,9 @@ from .context import EvalContext, UnsafeArtifact
 CURVES_FILE = "curves.json"
 
 
-def _predict(program, images, batch_size: int = 500):
+def _predict(module, images, batch_size: int = 500):
     import torch
 
-    module = program.module()
     with torch.no_grad():
         return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
@@ -68,7 +67,7 @@ def _run(ctx: EvalContext, last_val: float | None, tolerance: float) -> tuple[fl
     from ...datasets import load_split
 
     val = load_split(ctx.dataset, "val", ctx.profile, ctx.data_root)
-    measured = float((_predict(ctx.program(), val.images) == val.labels).float().mean())
+    measured = float((_predict(ctx.module(), val.images) == val.labels).float().mean())
     if last_val is None:
         return 0.0, f"the exported model's validation accuracy is {measured:.3f}; the history has none to compare", measured
     if abs(measured - last_val) > tolerance:

@@ -129,7 +129,7 @@ def results_match(ctx: EvalContext, options: dict) -> CheckResult:
     validation = validation_data(ctx, {"file": SPLITS, "key": "val"})
     if validation is None:
         return CheckResult(0.0, f"{SPLITS} lists no validation patients to measure the exported model on")
-    measured = _quality(_probabilities(ctx.program().module(), validation[0]), validation[1], 1)
+    measured = _quality(_probabilities(ctx.module(), validation[0]), validation[1], 1)
     tolerance = float(options.get("tolerance", 0.02))
     lines, ok = [], True
     for metric in ("accuracy", "auc"):
@@ -157,7 +157,7 @@ def detection(ctx: EvalContext, options: dict) -> CheckResult:
     from ..efficiency import _probabilities, _quality
 
     test = ctx.test_split
-    quality = _quality(_probabilities(ctx.program().module(), test.images), test.labels, 1)
+    quality = _quality(_probabilities(ctx.module(), test.images), test.labels, 1)
     auc = quality["auc"] or 0.0
     for band in options["bands"][ctx.profile]:
         if auc >= band["at_least"]:

@@ -72,10 +72,9 @@ def _threshold(ctx: EvalContext) -> float:
     return float(value)
 
 
-def _probabilities(program, images, batch_size: int = 256):
+def _probabilities(module, images, batch_size: int = 256):
     import torch
 
-    module = program.module()
     with torch.no_grad():
         return torch.cat([torch.softmax(module(images[i:i + batch_size]).float(), 1)[:, 1]
                           for i in range(0, len(images), batch_size)])
@@ -92,7 +91,7 @@ def metrics(ctx: EvalContext) -> dict:
 
         threshold = _threshold(ctx)
         test = ctx.test_split
-        p = _probabilities(ctx.program(), test.images).numpy()
+        p = _probabilities(ctx.module(), test.images).numpy()
         y, pred = test.labels.numpy(), (p >= threshold).astype(int)
         m = {"threshold": threshold, "recall": float(recall_score(y, pred, zero_division=0)),
              "precision": float(precision_score(y, pred, zero_division=0)),
@@ -258,7 +257,7 @@ def _run_service(ctx: EvalContext, options: dict) -> dict:
         return run | {"grader_error": f"the hidden images could not be read: {type(exc).__name__}: {str(exc)[:200]}"}
     try:   # the model is vetted and loaded, and the expected labels computed, before the student's code runs again
         threshold = _threshold(ctx)
-        expected = _probabilities(ctx.program(), batch) >= threshold
+        expected = _probabilities(ctx.module(), batch) >= threshold
     except Exception as exc:             # the student's export: their part, no service run
         return run | {"error": f"the exported model or threshold could not be used: {type(exc).__name__}: "
                                f"{str(exc)[:200]}"}

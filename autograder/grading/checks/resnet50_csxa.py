@@ -22,22 +22,11 @@ from . import CheckResult, register
 from .context import EvalContext
 
 TENSORS = "tensors.pt"
-_PROGRAMS: dict = {}   # both checks run in one evaluator process: load (and vet) the program once
 
 
-def _program(ctx: EvalContext):
-    stat = ctx.file("model.pt2").stat()
-    key = (str(ctx.artifacts), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _PROGRAMS:
-        _PROGRAMS.clear()
-        _PROGRAMS[key] = ctx.program()
-    return _PROGRAMS[key]
-
-
-def _predict(program, images, batch_size: int = 256):
+def _predict(module, images, batch_size: int = 256):
     import torch
 
-    module = program.module()
     with torch.no_grad():
         return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
@@ -62,7 +51,7 @@ def csxa_confusion_matrix(ctx: EvalContext, options: dict) -> CheckResult:
     tolerance = float(options.get("tolerance", 0.02))
     val = _val(ctx)
     k, n = len(val.classes), len(val)
-    predicted = _predict(_program(ctx), val.images)
+    predicted = _predict(ctx.module(), val.images)
     expected = confusion_matrix(val.labels.numpy(), predicted.numpy(), labels=range(k))
     details = {"expected": expected.tolist()}
     exported = ctx.tensors(TENSORS).get("confusion_matrix")
@@ -241,7 +230,7 @@ def csxa_gradcam(ctx: EvalContext, options: dict) -> CheckResult:
         return CheckResult(0.0, f"gradcam must be N x H x W heatmaps with one class each; got {tuple(student.shape)} "
                                 f"and {k} classes")
     images = val.images[:k]
-    program = _program(ctx)
+    program = ctx.program()   # loaded and vetted once per evaluation (EvalContext)
     ours = program_gradcam(program, images, classes, layer)
     student = F.interpolate(student[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     student = torch.nan_to_num(student)
