@@ -121,3 +121,20 @@ def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path):
                              force=True, log=lambda m: None)
     grace = record.attempts(work, "grace_not_a_notebook", ASSIGNMENT)
     assert len(grace) >= 2 and again.results[0].attempt == grace[-1].attempt  # a new attempt; the old one stays
+
+
+@pytest.mark.slow
+def test_two_courses_grading_one_student_id_at_once_each_get_their_own_result(course, tmp_path):
+    """Dask treats two submissions of one key as one task: two courses (or two instructors on one
+    farm) grading the same student id and assignment at once must each get their own result."""
+    rubric = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
+    tasks = []
+    for name in ("one", "two"):
+        work = cohort_course(course, tmp_path / name, ("grace_not_a_notebook",))
+        sub = Submission("grace_not_a_notebook", ASSIGNMENT,
+                         work.submitted_dir / "grace_not_a_notebook" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        tasks.append(make_task(work, rubric, sub, "tiny", execution_settings(work, rubric, "tiny", SANDBOXED, 1), 5.0))
+    assert tasks[0].attempt == tasks[1].attempt == 1
+    with grading_client(1) as client:
+        results = dispatch(client, tasks, lambda result: None)
+    assert sorted(r.output_dir for r in results) == sorted(str(t.attempt_dir) for t in tasks)

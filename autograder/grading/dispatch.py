@@ -10,6 +10,7 @@ task retried, and after `ALLOWED_FAILURES` deaths the submission is recorded as 
 from __future__ import annotations
 
 import os
+import uuid
 from contextlib import contextmanager
 from dataclasses import replace
 from concurrent.futures import CancelledError
@@ -121,7 +122,7 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
 
     resources = task_resources(client)
     futures = {client.submit(run_on_worker, t, pure=False, resources=resources,
-                             key=f"grade-{t.submission.student}-{t.submission.assignment}-{t.attempt}"): t
+                             key=task_key("grade", t.submission.student, t.submission.assignment, t.attempt)): t
                for t in tasks}
     if on_start:
         on_start({"futures": futures, "client": client})
@@ -145,6 +146,13 @@ def dispatch(client, tasks: list[GradingTask], on_result: Callable[[GradeResult]
     return results
 
 
+def task_key(*names) -> str:
+    """A readable Dask key that no other task on the scheduler has: Dask treats two submissions of
+    one key as one task, so two courses (or two instructors on one farm) grading the same student
+    id and assignment at once would otherwise receive each other's result."""
+    return "-".join(map(str, names)) + f"-{uuid.uuid4().hex[:12]}"
+
+
 def task_resources(client) -> dict | None:
     """What every task asks of its worker: a GPU when the external cluster offers GPUs."""
     return {"GPU": 1} if client.cluster is None and _cluster_has_gpus(client) else None
@@ -161,7 +169,7 @@ def _received(result: GradeResult) -> GradeResult:
 def run_reference(client, task: GradingTask) -> GradeResult:
     """One reference run on the cluster (carried or not), its files received."""
     future = client.submit(run_on_worker, task, pure=False, resources=task_resources(client),
-                           key=f"reference-{task.submission.assignment}-{task.profile}")
+                           key=task_key("reference", task.submission.assignment, task.profile))
     return _received(future.result())
 
 
