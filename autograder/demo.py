@@ -390,13 +390,13 @@ class DemoRun:
 
 
 def grade_all(course: Course, names: list[str], sandboxed: bool, log: Callable[[str], None] = print,
-              workers: int | None = None) -> tuple[dict[str, BatchOutcome], dict[str, float | None]]:
+              workers: int | None = None, client=None) -> tuple[dict[str, BatchOutcome], dict[str, float | None]]:
     """Grade every cohort in one Dask cluster and one dispatch, through the one grading path."""
     from .grade import grade_assignments
     from .grading.timing import cached_reference_seconds, machine_key
 
     outcomes = grade_assignments(course, names, PROFILE, sandboxed=sandboxed, workers=workers, log=log,
-                                 limits=DEMO_LIMITS)
+                                 limits=DEMO_LIMITS, client=client)
     log("3/3 recorded: gradebook, feedback, grades CSV and class report per assignment")
     return outcomes, {n: cached_reference_seconds(course.cache_dir, n, PROFILE, machine_key()) for n in names}
 
@@ -423,7 +423,7 @@ def fresh_demo_folder(workdir: Path, log: Callable[[str], None] = print) -> Path
 
 
 def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str], None] = print,
-             assignments: list[str] | None = None, workers: int | None = None) -> tuple[Course, DemoRun]:
+             assignments: list[str] | None = None, workers: int | None = None, client=None) -> tuple[Course, DemoRun]:
     """Build, release, make the cohorts of, and grade `assignments` (default: every assignment of
     the course that has a cohort function) in a fresh `workdir`."""
     start = time.perf_counter()
@@ -456,7 +456,7 @@ def run_demo(course: Course, workdir: Path, sandboxed: bool, log: Callable[[str]
     log(f"  {size} submissions under {course.submitted_dir.relative_to(workdir)}/<student>/<assignment>/")
     log(f"2/3 grade on the {PROFILE} profile, every assignment in one Dask run"
         + ("" if sandboxed else "  (UNSANDBOXED: student code runs without isolation)"))
-    outcomes, reference = grade_all(course, names, sandboxed, log, workers)
+    outcomes, reference = grade_all(course, names, sandboxed, log, workers, client)
     run = DemoRun(outcomes, reference, skipped, time.perf_counter() - start)
     for name, outcome in outcomes.items():
         log(f"  {name}: " + ", ".join(f"{r.student} {r.status} {r.score:g}/{r.max_score:g}"

@@ -10,13 +10,25 @@ folder it is given), and the test passes them in `Targets`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+import os
+import socket
+from dataclasses import asdict, dataclass, replace as dc_replace
 from pathlib import Path
 
 import nbformat
+import psutil
 
+from autograder.build import build_assignment
+from autograder.datasets.hidden import course_secret
 from autograder.demo import solved_release
+from autograder.grade import grade_assignment
+from autograder.grading.reference_cells import write_reference_cells
+from autograder.grading.timing import machine_key, store_reference_seconds
+from autograder.release import release_assignment
+
+REPO = Path(__file__).resolve().parents[1]
 
 ASSIGNMENT = "lenet5_mnist"
 HONEST = "aa_honest"          # first in the batch: graded while the others attack
@@ -603,3 +615,118 @@ def attack_report(executed_nb) -> dict:
 
 def targets_dict(t: Targets) -> dict:
     return asdict(t)
+
+
+# ---------------------------------------------------------------- the graded batch
+
+LIMITS = {"notebook_timeout_s": 90, "cell_timeout_s": 45, "memory_gb": 2}
+REFERENCE_S = 10.0       # cached reference training time: the batch does not re-measure it
+HIDDEN_LABELS = b"0102030904" + bytes(range(10)) * 10   # what a snooping model would read
+
+
+def hashes(*roots: Path) -> dict[str, str]:
+    """Every file under the roots (bytecode caches aside: the host's own imports write them)."""
+    found = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")) if Path(root).is_dir() else [Path(root)]:
+            if path.is_file() and "__pycache__" not in path.parts:
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+REPO_FOLDERS = [REPO / "reference", REPO / "rubrics", REPO / "assignments", REPO / "release", REPO / "autograder"]
+
+
+def work_folders(work) -> list[Path]:
+    return [work.source_dir, work.release_dir, work.submitted_dir]
+
+
+PLANT = "planted by a student"
+
+
+def leftovers(root: Path) -> list[str]:
+    """Processes still running in the batch's folders (sandboxed notebooks, kernels, daemons):
+    other work on the machine runs sandboxes too, so the uid alone does not tell."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        if str(root) in text and proc.info["pid"] != os.getpid():
+            found.append(f"{proc.info['pid']}: {text[:200]}")
+    return found
+
+
+def prepare_cohort(course, root: Path) -> dict:
+    """Build and release LeNet-5 in `root` with short limits, a planted hidden split and a cached
+    reference time, and write the cohort. Apart from grading because nbgrader's release changes the
+    process's working folder while it runs: do it before grading starts in another thread."""
+    root.chmod(0o755)
+    outside = root / "outside"       # only code running outside the sandbox could write here
+    outside.mkdir()
+    hidden = root / "hidden"
+    (hidden / "MNIST" / "raw").mkdir(parents=True)
+    (hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(HIDDEN_LABELS)
+    tiny = dc_replace(course.profiles["tiny"], **LIMITS)
+    work = course.with_work(root / "course", profiles={**course.profiles, "tiny": tiny}, hidden_data_root=hidden)
+    build_assignment(work, ASSIGNMENT)
+    release_assignment(work, ASSIGNMENT)
+    secret = course_secret(work.cache_dir)
+    store_reference_seconds(work.cache_dir, ASSIGNMENT, "tiny", machine_key(), REFERENCE_S)
+    source_nb = nbformat.read(work.source_notebook(ASSIGNMENT), as_version=4)
+    # the reference's instructor cells: generous for imports and export, tests take milliseconds
+    write_reference_cells(work.cache_dir, ASSIGNMENT, "tiny", {
+        c.metadata["nbgrader"]["grade_id"]: 0.2 if c.metadata["nbgrader"]["grade_id"].startswith("test_") else 10.0
+        for c in source_nb.cells if c.cell_type == "code" and "grade_id" in c.metadata.get("nbgrader", {})})
+    release_nb = nbformat.read(work.release_notebook(ASSIGNMENT), as_version=4)
+    forged = outside / "forged.ipynb"
+    nbformat.write(forged_executed_notebook(source_nb), forged)
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    targets = Targets(
+        secret=str(work.cache_dir / "secret_seed"), gradebook=work.db_url.removeprefix("sqlite:///"),
+        hidden_labels=str(hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"),
+        victim=str(work.submitted_dir / VICTIM / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"),
+        source_notebook=str(work.source_notebook(ASSIGNMENT)),
+        reference=str(REPO / "reference" / f"{ASSIGNMENT}.py"), repo_rubric=str(REPO / "rubrics" / f"{ASSIGNMENT}.yaml"),
+        release_notebook=str(work.release_notebook(ASSIGNMENT)), outside=str(outside), forged_notebook=str(forged),
+        port=server.getsockname()[1])
+    students = cohort(source_nb, release_nb, targets)
+    write(work, students)
+    return {"root": root, "work": work, "hidden": hidden, "outside": outside, "server": server, "secret": secret,
+            "students": students, "targets": targets}
+
+
+def grade_cohort(prepared: dict, client=None) -> dict:
+    """Grade the prepared cohort in one sandboxed batch (on `client`'s cluster when given); return
+    what the tests assert on: the outcome, hashes before and after, the processes left, what
+    reached the host's server and folders."""
+    root, work, hidden, outside, server = (prepared[k] for k in ("root", "work", "hidden", "outside", "server"))
+    host_tmp_plant = Path("/tmp/planted-by-student.txt")
+    planted_before = host_tmp_plant.exists()
+    before, repo_before = hashes(*work_folders(work), work.cache_dir, hidden), hashes(*REPO_FOLDERS)
+    outside_before = sorted(p.name for p in outside.iterdir())
+    logged: list[str] = []
+
+    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=True, workers=2, log=logged.append, client=client)
+    left = leftovers(root)
+
+    connections = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+            conn.close()
+            connections += 1
+        except BlockingIOError:
+            break
+    server.close()
+    return {
+        "work": work, "outcome": outcome, "by": {r.student: r for r in outcome.results},
+        "secret": str(prepared["secret"]), "students": prepared["students"], "targets": prepared["targets"],
+        "before": before,
+        "after": hashes(*work_folders(work), work.cache_dir, hidden), "logged": logged, "left": left,
+        "repo_before": repo_before, "repo_after": hashes(*REPO_FOLDERS),
+        "outside_before": outside_before, "outside_after": sorted(p.name for p in outside.iterdir()),
+        "connections": connections, "host_tmp_planted": host_tmp_plant.exists() and not planted_before,
+    }

@@ -20,7 +20,7 @@ SANDBOXED = bwrap_available()
 
 # Fixtures that grade or train for real (tens of seconds to minutes): a test using one is `slow`,
 # so `./run test -m "not slow"` is the quick loop.
-SLOW_FIXTURES = {"demo_run", "demo", "batch", "two_workers", "postgres", "trained", "run", "graded",
+SLOW_FIXTURES = {"graded_cohorts", "demo_run", "demo", "batch", "two_workers", "postgres", "trained", "run", "graded",
                  "course_with_it", "exported", "artifacts", "setup"}
 
 
@@ -64,16 +64,61 @@ def cell(nb, grade_id: str):
 
 
 @pytest.fixture(scope="session")
-def demo_run(course, tmp_path_factory):
-    """The demo, run once per session: every assignment's cohort built, released and graded in one
-    Dask run, in the sandbox. tests/test_grading_e2e.py and the per-assignment tests assert on it.
+def graded_cohorts(request, course, tmp_path_factory):
+    """The demo (every assignment's cohort built, released and graded in one Dask run) and the
+    adversarial LeNet-5 cohort, graded at the same time on one two-worker cluster, in the sandbox:
+    alone, each leaves a core idle at times (a notebook waiting on its limit, a batch's last
+    task); together they keep both busy. Only what the selected tests use is graded.
+    {fixture name: its value, or the exception that stopped it}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder.grading.dispatch import grading_client
+
+    from . import adversarial_cohort
+
+    used = {name for item in request.session.items for name in item.fixturenames}
+    jobs = {}
+    if "adversarial_batch" in used and SANDBOXED:
+        # built and released first: nbgrader's release changes the process's working folder while
+        # it runs, so no two releases may overlap (the demo releases in its own thread)
+        prepared = adversarial_cohort.prepare_cohort(course, tmp_path_factory.mktemp("adversarial"))
+        jobs["adversarial_batch"] = lambda client: adversarial_cohort.grade_cohort(prepared, client)
+    if "demo_run" in used:
+        folder = tmp_path_factory.mktemp("demo")
+        jobs["demo_run"] = lambda client: _graded_demo(course, folder, client)
+    if not jobs:
+        return {}
+    with grading_client(2) as client, ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {name: pool.submit(job, client) for name, job in jobs.items()}
+        return {name: future.exception() or future.result() for name, future in futures.items()}
+
+
+def _graded(cohorts: dict, name: str):
+    value = cohorts[name]
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+@pytest.fixture(scope="session")
+def demo_run(graded_cohorts):
+    """The demo's graded run. tests/test_grading_e2e.py and the per-assignment tests assert on it.
     `.course`: the demo's course; `.run`: its DemoRun; `.submitted`: hashes of the submissions
     before grading; `.log`: the demo's log lines."""
+    return _graded(graded_cohorts, "demo_run")
+
+
+@pytest.fixture(scope="session")
+def adversarial_batch(graded_cohorts):
+    """The adversarial cohort's graded batch (tests/adversarial_cohort.py, test_adversarial.py)."""
+    return _graded(graded_cohorts, "adversarial_batch")
+
+
+def _graded_demo(course, work: Path, client):
     from types import SimpleNamespace
 
     from autograder.demo import run_demo
 
-    work = tmp_path_factory.mktemp("demo")
     work.chmod(0o755)
     before, lines = {}, []
 
@@ -82,7 +127,7 @@ def demo_run(course, tmp_path_factory):
         if message.startswith("2/3 grade"):  # the submissions exist now: remember them
             before.update(tree_hashes(work / "w" / "submitted"))
 
-    graded_course, run = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log)
+    graded_course, run = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log, client=client)
     return SimpleNamespace(course=graded_course, run=run, submitted=before, log=lines)
 
 

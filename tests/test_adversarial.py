@@ -8,137 +8,32 @@ achieved (`ATTACK {...}`), so the assertions read the outcome from the executed 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import pickle
-import socket
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 from rich.console import Console
 
-from autograder.build import build_assignment
-from autograder.datasets.hidden import course_secret
-from autograder.grade import grade_assignment
 from autograder.grading.checks.context import EvalContext
-from autograder.grading.reference_cells import write_reference_cells
 from autograder.grading.results import RETRY_FLAGS
-from autograder.grading.timing import machine_key, store_reference_seconds
 from autograder.sandbox.tree import allocated_bytes
-from autograder.release import release_assignment
 from autograder.rubric import load_rubric
 
 from . import adversarial_cohort as adv
-from .conftest import REPO, SANDBOXED
+from .conftest import SANDBOXED
 
 pytestmark = pytest.mark.skipif(not SANDBOXED, reason="the adversarial suite needs bubblewrap (bwrap)")
 
 A = adv.ASSIGNMENT
-LIMITS = {"notebook_timeout_s": 90, "cell_timeout_s": 45, "memory_gb": 2}
-REFERENCE_S = 10.0       # cached reference training time: the batch does not re-measure it
-HIDDEN_LABELS = b"0102030904" + bytes(range(10)) * 10   # what a snooping model would read
-
-
-def hashes(*roots: Path) -> dict[str, str]:
-    """Every file under the roots (bytecode caches aside: the host's own imports write them)."""
-    found = {}
-    for root in roots:
-        for path in sorted(Path(root).rglob("*")) if Path(root).is_dir() else [Path(root)]:
-            if path.is_file() and "__pycache__" not in path.parts:
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-REPO_FOLDERS = [REPO / "reference", REPO / "rubrics", REPO / "assignments", REPO / "release", REPO / "autograder"]
-
-
-def work_folders(work) -> list[Path]:
-    return [work.source_dir, work.release_dir, work.submitted_dir]
-
-
-PLANT = "planted by a student"
-
-
-def leftovers(root: Path) -> list[str]:
-    """Processes still running in the batch's folders (sandboxed notebooks, kernels, daemons):
-    other work on the machine runs sandboxes too, so the uid alone does not tell."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
-        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        if str(root) in text and proc.info["pid"] != os.getpid():
-            found.append(f"{proc.info['pid']}: {text[:200]}")
-    return found
-
-
 @pytest.fixture(scope="module")
-def batch(course, tmp_path_factory):
-    root = tmp_path_factory.mktemp("adversarial")
-    root.chmod(0o755)
-    outside = root / "outside"       # only code running outside the sandbox could write here
-    outside.mkdir()
-    hidden = root / "hidden"
-    (hidden / "MNIST" / "raw").mkdir(parents=True)
-    (hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(HIDDEN_LABELS)
-    tiny = replace(course.profiles["tiny"], **LIMITS)
-    work = course.with_work(root / "course", profiles={**course.profiles, "tiny": tiny}, hidden_data_root=hidden)
-    build_assignment(work, A)
-    release_assignment(work, A)
-    secret = course_secret(work.cache_dir)
-    store_reference_seconds(work.cache_dir, A, "tiny", machine_key(), REFERENCE_S)
-    source_nb = nbformat.read(work.source_notebook(A), as_version=4)
-    # the reference's instructor cells: generous for imports and export, tests take milliseconds
-    write_reference_cells(work.cache_dir, A, "tiny", {
-        c.metadata["nbgrader"]["grade_id"]: 0.2 if c.metadata["nbgrader"]["grade_id"].startswith("test_") else 10.0
-        for c in source_nb.cells if c.cell_type == "code" and "grade_id" in c.metadata.get("nbgrader", {})})
-    release_nb = nbformat.read(work.release_notebook(A), as_version=4)
-    forged = outside / "forged.ipynb"
-    nbformat.write(adv.forged_executed_notebook(source_nb), forged)
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.setblocking(False)
-    targets = adv.Targets(
-        secret=str(work.cache_dir / "secret_seed"), gradebook=work.db_url.removeprefix("sqlite:///"),
-        hidden_labels=str(hidden / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"),
-        victim=str(work.submitted_dir / adv.VICTIM / A / f"{A}.ipynb"), source_notebook=str(work.source_notebook(A)),
-        reference=str(REPO / "reference" / f"{A}.py"), repo_rubric=str(REPO / "rubrics" / f"{A}.yaml"),
-        release_notebook=str(work.release_notebook(A)), outside=str(outside), forged_notebook=str(forged),
-        port=server.getsockname()[1])
-    students = adv.cohort(source_nb, release_nb, targets)
-    adv.write(work, students)
-    host_tmp_plant = Path("/tmp/planted-by-student.txt")
-    planted_before = host_tmp_plant.exists()
-    before, repo_before = hashes(*work_folders(work), work.cache_dir, hidden), hashes(*REPO_FOLDERS)
-    outside_before = sorted(p.name for p in outside.iterdir())
-    logged: list[str] = []
-
-    outcome = grade_assignment(work, A, "tiny", sandboxed=True, workers=2, log=logged.append)
-    left = leftovers(root)
-
-    connections = 0
-    while True:
-        try:
-            conn, _ = server.accept()
-            conn.close()
-            connections += 1
-        except BlockingIOError:
-            break
-    server.close()
-    return {
-        "work": work, "outcome": outcome, "by": {r.student: r for r in outcome.results}, "secret": str(secret),
-        "students": students, "targets": targets, "before": before,
-        "after": hashes(*work_folders(work), work.cache_dir, hidden), "logged": logged, "left": left,
-        "repo_before": repo_before, "repo_after": hashes(*REPO_FOLDERS),
-        "outside_before": outside_before, "outside_after": sorted(p.name for p in outside.iterdir()),
-        "connections": connections, "host_tmp_planted": host_tmp_plant.exists() and not planted_before,
-    }
+def batch(adversarial_batch):
+    """The cohort, graded once per session beside the demo's on one cluster (tests/conftest.py)."""
+    return adversarial_batch
 
 
 def parts(result) -> dict:
@@ -222,7 +117,7 @@ def test_no_secret_reaches_any_output(batch):
     """The secret seed, the hidden labels and the other student's file appear in no file the
     grading wrote for a hostile student: results, executed notebooks, artifacts, feedback."""
     work = batch["work"]
-    secrets = [batch["secret"], adv.VICTIM_MARKER, "SQLite format 3", HIDDEN_LABELS[:10].decode()]
+    secrets = [batch["secret"], adv.VICTIM_MARKER, "SQLite format 3", adv.HIDDEN_LABELS[:10].decode()]
     for student in batch["by"]:
         if student == adv.VICTIM:
             continue

@@ -244,7 +244,7 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
                       student: str | None = None, sandboxed: bool = True, workers: int | None = None,
                       scheduler: str | None = None, force: bool = False, log: Callable[[str], None] = print,
                       console=None, limits: dict[str, dict] | None = None,
-                      per_gpu: int = 1, shared_folder: bool | None = None) -> dict[str, BatchOutcome]:
+                      per_gpu: int = 1, shared_folder: bool | None = None, client=None) -> dict[str, BatchOutcome]:
     """Preflight every assignment, measure missing reference times on the cluster in parallel,
     grade what is not graded yet (everything with `force`) in one dispatch, record per assignment
     (the one grading path; `autograder.grade` adds publishing, and everyone calls that).
@@ -253,7 +253,9 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
     `limits`: per assignment, overrides of the profile's `notebook_timeout_s` / `cell_timeout_s`.
     `per_gpu`: K notebooks per GPU on the embedded cluster, each kept to 1/K of its memory.
     `shared_folder`: whether the runners see the course folder at the same path (default: yes
-    for the embedded cluster, no for a scheduler: tasks then carry what they need, carried.py)."""
+    for the embedded cluster, no for a scheduler: tasks then carry what they need, carried.py).
+    `client`: a Dask client to grade on instead of a cluster of this session's own (one cluster
+    for several sessions at once: their tasks fill each other's idle cores)."""
     from .dispatch import InterruptedBatch, default_workers, dispatch, grading_client, memory_fraction
 
     start = time.perf_counter()
@@ -277,7 +279,7 @@ def grade_assignments(course: Course, assignments: list[str], profile: str | Non
     elapsed = lambda: f"{time.perf_counter() - start:4.0f} s"  # noqa: E731
     results: list[GradeResult] = []
     decisions: list[Decision] = []
-    with grading_client(workers, scheduler) as client:
+    with (nullcontext(client) if client is not None else grading_client(workers, scheduler)) as client:
         _reference_times(client, course, jobs, profile, log, elapsed, cluster_key(scheduler) if carried else None)
         for job in jobs.values():
             decisions += plan(course, job.rubric, job.subs, profile, force, job.settings, job.reference_s,
@@ -348,6 +350,8 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
     by a carried task and cached here, on the client); None: this machine's, cached by the worker."""
     from dask.distributed import as_completed
 
+    from .dispatch import task_key
+
     key = cluster or machine_key()
     missing = []
     for name, job in jobs.items():
@@ -370,7 +374,7 @@ def _reference_times(client, course: Course, jobs: dict[str, _Assignment], profi
                 log(f"  [{i}/{len(missing)}] reference {name:<18} trains in {jobs[name].reference_s:.1f} s  ({elapsed()})")
         return
     futures = {client.submit(reference_seconds, course, jobs[n].rubric, profile, jobs[n].settings, log=_quiet,
-                             pure=False, key=f"reference-{n}-{profile}"): n for n in missing}
+                             pure=False, key=task_key("reference", n, profile)): n for n in missing}
     for i, future in enumerate(as_completed(futures), 1):
         name = futures[future]
         jobs[name].reference_s = future.result()
