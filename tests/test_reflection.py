@@ -577,12 +577,14 @@ def test_an_item_whose_graded_answers_the_scorer_missed_routes_more(specs, calib
     spec = specs["cnn"]
     unchecked = replace(calibration, checked=0, missed=0)
     reliable = replace(calibration, checked=10, missed=0)
+    by_chance = replace(calibration, checked=10, missed=2)  # 2 of 10 happen 9 % of the time at 5 %
     unreliable = replace(calibration, checked=10, missed=3)
-    assert unchecked.reliability_penalty() == reliable.reliability_penalty() == 0.0
+    assert unchecked.reliability_penalty() == reliable.reliability_penalty() == by_chance.reliability_penalty() == 0.0
     assert unreliable.reliability_penalty() == pytest.approx((3 - 0.5) / 20)
     base = [suggest(a, spec, unchecked) for a in GOOD_CNN]
-    for a, b in zip(base, (suggest(a, spec, reliable) for a in GOOD_CNN)):
-        assert (a.confidence, a.needs_review, a.points) == (b.confidence, b.needs_review, b.points)
+    for cal in (reliable, by_chance):
+        for a, b in zip(base, (suggest(a, spec, cal) for a in GOOD_CNN)):
+            assert (a.confidence, a.needs_review, a.points) == (b.confidence, b.needs_review, b.points)
     for a, b in zip(base, (suggest(a, spec, unreliable) for a in GOOD_CNN)):
         assert b.confidence == pytest.approx(max(0.0, a.confidence - 0.125), abs=1e-3)
         assert b.needs_review >= a.needs_review

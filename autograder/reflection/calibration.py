@@ -46,9 +46,12 @@ PRIOR_ERROR = 0.2
 # Kernel width (raw score) of the local error estimate.
 ERROR_BANDWIDTH = 0.1
 # Item reliability: the share of suggestions far off (half the points or more) and not sent to
-# review that is tolerated (the issue's few-shot goal), and how many answers within it the
-# estimate presumes before the item's own checks (ten checked answers move it halfway).
+# review that is tolerated (the issue's few-shot goal); the item's misses count only when so
+# many would happen by chance less often than RELIABILITY_ALPHA at that share (ten checks are
+# few: 1 or 2 misses of 10 are chance, 3 are not); and how many answers within the tolerance
+# the estimate presumes besides the item's own checks (ten checked answers move it halfway).
 RELIABILITY_TOLERANCE = 0.05
+RELIABILITY_ALPHA = 0.05
 RELIABILITY_PRIOR = 10
 
 
@@ -94,10 +97,11 @@ class Calibration:
 
     def reliability_penalty(self) -> float:
         """Confidence lost because this item's graded answers got suggestions far off their
-        grade, unreviewed, more often than RELIABILITY_TOLERANCE: the excess share of misses,
-        shrunk as if RELIABILITY_PRIOR more answers within the tolerance had been checked.
-        3 misses of 10 checked cost 0.125, 1 of 10 costs 0.025; 0 when nothing was checked."""
-        if self.checked <= 0:
+        grade, unreviewed, more often than RELIABILITY_TOLERANCE would explain by chance: the
+        excess share of misses, shrunk as if RELIABILITY_PRIOR more answers within the
+        tolerance had been checked. 3 misses of 10 checked cost 0.125, 2 of 10 nothing (chance
+        gives 2 or more 9 % of the time); 0 when nothing was checked."""
+        if self.checked <= 0 or binomial_tail(self.missed, self.checked, RELIABILITY_TOLERANCE) >= RELIABILITY_ALPHA:
             return 0.0
         excess = self.missed - RELIABILITY_TOLERANCE * self.checked
         return max(0.0, excess / (self.checked + RELIABILITY_PRIOR))
@@ -144,6 +148,13 @@ class Calibration:
         if not 0 <= cal.missed <= cal.checked:
             raise CalibrationError(f"calibration reliability counts are inconsistent: {cal.missed} missed of {cal.checked}")
         return cal
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(at least k successes in n trials of probability p)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
 
 
 def _check_knots(xs: Sequence[float], ys: Sequence[float]) -> None:
