@@ -146,7 +146,9 @@ class Calibration:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc
         _check_knots(cal.knots_x, cal.knots_y)
         if not 0 <= cal.missed <= cal.checked:
-            raise CalibrationError(f"calibration reliability counts are inconsistent: {cal.missed} missed of {cal.checked}")
+            raise CalibrationError(
+                f"calibration reliability counts are inconsistent: {cal.missed} missed of {cal.checked}"
+            )
         return cal
 
 

@@ -111,7 +111,9 @@ def fit_course(
         exemplars = [(a, pts / spec.points) for a, pts in graded]
         cal = _item_calibration(spec.id, own, others, exemplars, len(own) >= PER_ITEM_MIN, pooled)
 
-        def fit_without(keep: list[int], spec=spec, own=own, others=others, exemplars=exemplars, cal=cal) -> Calibration:
+        def fit_without(
+            keep: list[int], spec=spec, own=own, others=others, exemplars=exemplars, cal=cal
+        ) -> Calibration:
             fold = _item_calibration(
                 spec.id, [own[i] for i in keep], others, [exemplars[i] for i in keep], cal.n_graded >= PER_ITEM_MIN
             )
