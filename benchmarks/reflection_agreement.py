@@ -31,7 +31,9 @@ AUTOGRADER_SEMEVAL_ZIP or --zip override); nothing of it is copied or written ou
 7. Few-shot mode, the instructor's workflow: k graded answers per test item (k=10) are its
    only references and its calibration (fit_course over the items); the rest are suggested.
    Share of suggestions equal to the label and not routed, share off by half or more and not
-   routed, RMSE, against suggesting the mean of the k grades.
+   routed, RMSE, against suggesting the mean of the k grades; and the item check (fitting.check_item):
+   how often the graded answers, each suggested without its grade, were missed, against how
+   often the rest of the same item was.
 
 The last line printed is one line of JSON with the headline figures.
 """
@@ -57,7 +59,7 @@ sys.path.insert(0, str(REPO))
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from scipy.stats import pearsonr  # noqa: E402
+from scipy.stats import pearsonr, spearmanr  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -420,6 +422,19 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
             shares.append(s.share_before_caps)
             flagged.append(any(f not in NO_REVIEW_FLAGS for f in s.flags))
     points, labels, routed, means = map(np.array, (points, labels, routed, means))
+    # the item check (fitting.check_item): its misses on the k graded answers against the share
+    # of the item's other answers whose suggested share is off by half, routed or not (routing
+    # already uses the check)
+    cals = [calibrations[spec.id] for spec, _, _ in held]
+    sizes = np.cumsum([0] + [len(rest) for _, rest, _ in held])
+    wrong = np.abs(np.array(shares) - labels) >= 0.5
+    off_item = [float(wrong[a:b].mean()) for a, b in zip(sizes, sizes[1:])]
+    check = {
+        "checked": sum(c.checked for c in cals),
+        "missed": sum(c.missed for c in cals),
+        "penalised_items": sum(c.reliability_penalty() > 0 for c in cals),
+        "spearman": float(spearmanr([c.missed / max(1, c.checked) for c in cals], off_item)[0]),
+    }
     # the trade-off the review line makes: what other lines would give (step-rounded share)
     right = np.round(np.array(shares)) == labels
     curve = []
@@ -437,6 +452,7 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
         "rmse": float(np.sqrt(np.mean((points - labels) ** 2))),
         "mean_rmse": float(np.sqrt(np.mean((means - labels) ** 2))),
         "curve": curve,
+        "check": check,
     }
 
 
@@ -593,6 +609,10 @@ def main() -> int:
     print(f"  equal to the label and not routed {fs['exact_unrouted']:.1%}; off by half or more and not routed "
           f"{fs['off_half_unrouted']:.1%}; routed {fs['routed']:.1%}")
     print(f"  RMSE {fs['rmse']:.3f} (mean of the k grades: {fs['mean_rmse']:.3f})")
+    ck = fs["check"]
+    print(f"  item check: {ck['missed']} of {ck['checked']} graded answers missed (off by half, not routed) when "
+          f"suggested without their grade; {ck['penalised_items']} items lose confidence for it; Spearman "
+          f"{ck['spearman']:.2f} between an item's misses and its share of the rest off by half")
     print("  other review lines (confidence below the line is routed): line, equal and not routed, off and not routed")
     for line, exact, off in fs["curve"]:
         print(f"    {line:.1f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW" if abs(line - REVIEW_BELOW) < 1e-9 else ""))

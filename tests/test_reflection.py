@@ -546,3 +546,65 @@ def test_a_keyword_dump_is_flagged_but_text_in_another_language_is_not(specs):
                      "Ausschnitt des Bildes.", specs["cnn"])
     assert "keyword_list" in dump.flags and dump.needs_review
     assert "keyword_list" not in german.flags
+
+
+# ---------------------------------------------------------------- item reliability
+
+GOOD_CNN = [ANSWERS["cnn"]["good"], GRADED[4][0], ANSWERS["cnn"]["partial"]]
+
+
+def test_item_check_counts_unreviewed_suggestions_far_from_the_teachers_grade(specs):
+    """check_item suggests each graded answer with a calibration fitted without it: a teacher
+    whose grades the scorer contradicts (0 for the answers it finds complete) shows up as
+    misses; one who agrees with it does not."""
+    from autograder.reflection.fitting import check_item
+
+    spec = specs["cnn"]
+    as_is = lambda keep: Calibration()  # noqa: E731 - the rubric's own scale, no routing by calibration
+    agreeing = [(ANSWERS["cnn"]["good"], 4.0), (GRADED[4][0], 4.0), (ANSWERS["cnn"]["wrong"], 0.0), ("", 0.0)]
+    contradicting = [(ANSWERS["cnn"]["good"], 0.0), (GRADED[4][0], 0.0), (ANSWERS["cnn"]["wrong"], 0.0), ("", 0.0)]
+    assert check_item(spec, agreeing, as_is) == (4, 0)
+    checked, missed = check_item(spec, contradicting, as_is)
+    assert checked == 4 and missed == 2
+    assert check_item(spec, agreeing[:1], as_is) == (0, 0)  # nothing to check against
+
+
+def test_an_item_whose_graded_answers_the_scorer_missed_routes_more(specs, calibration):
+    """The item's record lowers its suggestions' confidence (never raises it), says so where
+    it sends an answer to review, and round-trips through JSON."""
+    from dataclasses import replace
+
+    spec = specs["cnn"]
+    unchecked = replace(calibration, checked=0, missed=0)
+    reliable = replace(calibration, checked=10, missed=0)
+    by_chance = replace(calibration, checked=10, missed=2)  # 2 of 10 happen 9 % of the time at 5 %
+    unreliable = replace(calibration, checked=10, missed=3)
+    assert unchecked.reliability_penalty() == reliable.reliability_penalty() == by_chance.reliability_penalty() == 0.0
+    assert unreliable.reliability_penalty() == pytest.approx((3 - 0.5) / 20)
+    base = [suggest(a, spec, unchecked) for a in GOOD_CNN]
+    for cal in (reliable, by_chance):
+        for a, b in zip(base, (suggest(a, spec, cal) for a in GOOD_CNN)):
+            assert (a.confidence, a.needs_review, a.points) == (b.confidence, b.needs_review, b.points)
+    for a, b in zip(base, (suggest(a, spec, unreliable) for a in GOOD_CNN)):
+        assert b.confidence == pytest.approx(max(0.0, a.confidence - 0.125), abs=1e-3)
+        assert b.needs_review >= a.needs_review
+    sure = max(base, key=lambda s: s.confidence)
+    answer = GOOD_CNN[base.index(sure)]
+    assert not sure.needs_review
+    # an item whose graded answers were missed half the time: its surest suggestion goes to a human
+    shaky = replace(calibration, checked=10, missed=6)
+    routed = suggest(answer, spec, shaky)
+    assert routed.needs_review and any("6 of its 10 hand-graded answers" in r for r in routed.reasons)
+    assert Calibration.from_dict(json.loads(json.dumps(shaky.to_dict()))) == shaky
+
+
+def test_fitted_calibrations_carry_the_item_check_and_old_dicts_still_load(specs, calibration):
+    cals = fit_course([(specs["cnn"], GRADED), (specs["lr"], [(ANSWERS["lr"]["good"], 2.0)])])
+    assert (cals["reflection_cnn_vs_fc"].checked, cals["reflection_learning_rate"].checked) == (6, 0)
+    assert 0 <= cals["reflection_cnn_vs_fc"].missed <= 6
+    assert calibration.checked == len(GRADED) and 0 <= calibration.missed <= calibration.checked
+    old = {k: v for k, v in calibration.to_dict().items() if k not in ("checked", "missed")} | {"version": 2}
+    restored = Calibration.from_dict(old)
+    assert (restored.checked, restored.missed, restored.reliability_penalty()) == (0, 0, 0.0)
+    with pytest.raises(CalibrationError, match="reliability"):
+        Calibration.from_dict(calibration.to_dict() | {"checked": 2, "missed": 3})

@@ -6,7 +6,9 @@ teacher's strictness. A course pools the pairs of all its items (fitting.fit_cou
 enough graded answers of its own gets its own curve, with the pooled pairs as a weak prior, so
 an item whose graded answers all got the same grade still gets a sensible curve. Raw 0 (no
 evidence) always maps to 0. A bounded set of graded answers is kept as exemplars; an answer
-almost identical to one of them is pulled toward the grade it got.
+almost identical to one of them is pulled toward the grade it got. The item's reliability (how
+often its own graded answers, each suggested without its grade, got a suggestion far off that
+grade without review) is kept as two counts and lowers the confidence of its suggestions.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = [
     "fit_pairs",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: item reliability counts (checked, missed); 1 and 2 still load
 # An answer this similar to a hand-graded one is pulled halfway toward its grade.
 EXEMPLAR_COSINE_MIN = 0.92
 # Weight of the (1, 1) anchor against each graded answer (weight 1): keeps a fit from a
@@ -43,6 +45,14 @@ MAX_RESIDUALS = 200
 PRIOR_ERROR = 0.2
 # Kernel width (raw score) of the local error estimate.
 ERROR_BANDWIDTH = 0.1
+# Item reliability: the share of suggestions far off (half the points or more) and not sent to
+# review that is tolerated (the issue's few-shot goal); the item's misses count only when so
+# many would happen by chance less often than RELIABILITY_ALPHA at that share (ten checks are
+# few: 1 or 2 misses of 10 are chance, 3 are not); and how many answers within the tolerance
+# the estimate presumes besides the item's own checks (ten checked answers move it halfway).
+RELIABILITY_TOLERANCE = 0.05
+RELIABILITY_ALPHA = 0.05
+RELIABILITY_PRIOR = 10
 
 
 class CalibrationError(ValueError):
@@ -62,6 +72,11 @@ class Calibration:
     # (raw, held-out absolute error) of graded answers: where the curve is unsure
     residuals: list[tuple[float, float]] = field(default_factory=list)
     step: float = 0.0  # grading step seen, as a share of the points (0: unknown)
+    # Item reliability (fitting.check_item): graded answers each suggested by a calibration
+    # fitted without it, and how many of those got a suggestion off by half the points or more
+    # that was not sent to review.
+    checked: int = 0
+    missed: int = 0
 
     def apply(self, raw: float) -> float:
         """The share of points (0..1) for a raw score; 0 for no evidence at all."""
@@ -80,6 +95,17 @@ class Calibration:
         w = np.exp(-0.5 * ((xs - raw) / ERROR_BANDWIDTH) ** 2)
         return float((w @ es + PRIOR_ERROR) / (w.sum() + 1.0))
 
+    def reliability_penalty(self) -> float:
+        """Confidence lost because this item's graded answers got suggestions far off their
+        grade, unreviewed, more often than RELIABILITY_TOLERANCE would explain by chance: the
+        excess share of misses, shrunk as if RELIABILITY_PRIOR more answers within the
+        tolerance had been checked. 3 misses of 10 checked cost 0.125, 2 of 10 nothing (chance
+        gives 2 or more 9 % of the time); 0 when nothing was checked."""
+        if self.checked <= 0 or binomial_tail(self.missed, self.checked, RELIABILITY_TOLERANCE) >= RELIABILITY_ALPHA:
+            return 0.0
+        excess = self.missed - RELIABILITY_TOLERANCE * self.checked
+        return max(0.0, excess / (self.checked + RELIABILITY_PRIOR))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
@@ -91,13 +117,15 @@ class Calibration:
             "exemplars": [[text, float(share)] for text, share in self.exemplars],
             "residuals": [[float(r), float(e)] for r, e in self.residuals],
             "step": float(self.step),
+            "checked": int(self.checked),
+            "missed": int(self.missed),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if not isinstance(d, dict):
             raise CalibrationError(f"a calibration must be a dict, got {type(d).__name__}")
-        if d.get("version") not in (1, FORMAT_VERSION):
+        if d.get("version") not in (1, 2, FORMAT_VERSION):
             raise CalibrationError(
                 f"calibration version {d.get('version')!r} is not supported (expected {FORMAT_VERSION})"
             )
@@ -111,11 +139,24 @@ class Calibration:
                 exemplars=[(str(t), float(s)) for t, s in d.get("exemplars", [])],
                 residuals=[(float(r), float(e)) for r, e in d.get("residuals", [])],
                 step=float(d.get("step", 0.0)),
+                checked=int(d.get("checked", 0)),
+                missed=int(d.get("missed", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc
         _check_knots(cal.knots_x, cal.knots_y)
+        if not 0 <= cal.missed <= cal.checked:
+            raise CalibrationError(
+                f"calibration reliability counts are inconsistent: {cal.missed} missed of {cal.checked}"
+            )
         return cal
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(at least k successes in n trials of probability p)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
 
 
 def _check_knots(xs: Sequence[float], ys: Sequence[float]) -> None:

@@ -357,6 +357,13 @@ def suggestion_for(
     ]
     empty = "empty" in analysis.flags
     routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
+    penalty = calibration.reliability_penalty()
+    if not routed and not empty and confidence < REVIEW_BELOW <= confidence + penalty:
+        reasons.append(
+            f"sent to review because of this item's record: {calibration.missed} of its {calibration.checked} "
+            "hand-graded answers, each suggested without its own grade, got a suggestion off by half the "
+            f"points or more that would not have been reviewed (confidence -{penalty:.2f})"
+        )
     routed = routed or (confidence < REVIEW_BELOW and not empty)
     return Suggestion(
         # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
@@ -508,8 +515,9 @@ def _confidence(
 ) -> float:
     """How sure the suggestion is: low when criteria are half-met or nearly met, met only by
     meaning, asserted and negated, when criteria and the reference disagree, where the
-    calibration erred on held-out graded answers, when graded neighbours got another grade,
-    and when the share falls between two grading steps."""
+    calibration erred on held-out graded answers, on an item whose own graded answers got
+    unreviewed suggestions far off their grade, when graded neighbours got another grade, and
+    when the share falls between two grading steps."""
     if "empty" in analysis.flags:
         return 1.0
     if not analysis.criteria:
@@ -541,6 +549,7 @@ def _confidence(
         - 0.4 * mixed
         - 0.4 * max(0.0, disagreement - 0.4)
         - cal.local_error(raw)
+        - cal.reliability_penalty()
         - neighbour_gap
         - BETWEEN_STEPS_WEIGHT * between_steps
     )
