@@ -31,7 +31,7 @@ PROFILE = "tiny"
 # Short limits where a cohort has a notebook that never ends, so that it is stopped quickly (the
 # LeNet-5 reference's cells take about 7 s in all on one thread);
 # the other assignments keep the course's tiny limits.
-DEMO_LIMITS = {"lenet5_mnist": {"notebook_timeout_s": 120, "cell_timeout_s": 30}}
+DEMO_LIMITS = {"lenet5_mnist": {"notebook_timeout_s": 120, "cell_timeout_s": 20}}
 
 CohortFn = Callable[[object, object], dict[str, object]]
 

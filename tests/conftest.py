@@ -20,7 +20,7 @@ SANDBOXED = bwrap_available()
 
 # Fixtures that grade or train for real (tens of seconds to minutes): a test using one is `slow`,
 # so `./run test -m "not slow"` is the quick loop.
-SLOW_FIXTURES = {"graded_cohorts", "demo_run", "demo", "batch", "two_workers", "postgres", "trained", "run", "graded",
+SLOW_FIXTURES = {"shared_client", "graded_cohorts", "demo_run", "demo", "batch", "two_workers", "postgres", "trained", "run", "graded",
                  "course_with_it", "exported", "artifacts", "setup"}
 
 
@@ -64,15 +64,25 @@ def cell(nb, grade_id: str):
 
 
 @pytest.fixture(scope="session")
-def graded_cohorts(request, course, tmp_path_factory):
+def shared_client():
+    """One two-worker grading cluster for the session's batches that need no cluster of their own
+    (the graded cohorts, the small trust and gradebook batches): the workers of each new cluster
+    import the grader and warm up the evaluator and the written-answer model again, about 10 s of
+    CPU each. Tests of the cluster itself (killed workers, an external scheduler) start their own."""
+    from autograder.grading.dispatch import grading_client
+
+    with grading_client(2) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def graded_cohorts(request, course, tmp_path_factory, shared_client):
     """The demo (every assignment's cohort built, released and graded in one Dask run) and the
     adversarial LeNet-5 cohort, graded at the same time on one two-worker cluster, in the sandbox:
     alone, each leaves a core idle at times (a notebook waiting on its limit, a batch's last
     task); together they keep both busy. Only what the selected tests use is graded.
     {fixture name: its value, or the exception that stopped it}."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from autograder.grading.dispatch import grading_client
 
     from . import adversarial_cohort
 
@@ -88,8 +98,8 @@ def graded_cohorts(request, course, tmp_path_factory):
         jobs["demo_run"] = lambda client: _graded_demo(course, folder, client)
     if not jobs:
         return {}
-    with grading_client(2) as client, ThreadPoolExecutor(len(jobs)) as pool:
-        futures = {name: pool.submit(job, client) for name, job in jobs.items()}
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {name: pool.submit(job, shared_client) for name, job in jobs.items()}
         return {name: future.exception() or future.result() for name, future in futures.items()}
 
 

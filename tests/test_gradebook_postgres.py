@@ -51,13 +51,14 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_grades_land_in_a_postgresql_gradebook(course, postgres, tmp_path):
+def test_grades_land_in_a_postgresql_gradebook(course, postgres, tmp_path, shared_client):
     from autograder.grade import grade_assignment
 
     work = cohort_course(course.with_work(tmp_path, gradebook_url=postgres), tmp_path / "w",
                          ("erin_untouched", "grace_not_a_notebook"))
     assert work.db_url.startswith("postgresql")
-    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=2, log=lambda m: None)
+    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=2, log=lambda m: None,
+                               client=shared_client)
     by = {r.student: r for r in outcome.results}
     with Gradebook(postgres, course.course_id) as gb:
         assert {s.id for s in gb.students} == set(by)

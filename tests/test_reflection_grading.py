@@ -86,3 +86,16 @@ def test_calibration_and_suggestion_read_the_answer_the_same_way(rubric, release
     assert "\n- shifts\n- rotations" in read and "YOUR ANSWER HERE" not in read
     assert suggest(read, reflection_spec(rubric.part("reflection"))).raw == scored.details["raw"]
     assert _scored(rubric, release_nb, "YOUR ANSWER HERE\n").points == 0
+
+
+def test_the_written_answer_model_is_warmed_only_for_a_notebook_with_answers(rubric, release_nb, source_nb):
+    """Loading the model costs a grading process about 5 s of CPU; a blank answer scores 0 without it."""
+    import copy
+
+    from autograder.grading.pipeline import _has_written_answers
+
+    assert rubric.answer_parts and not _has_written_answers(release_nb, rubric)   # nbgrader's placeholder only
+    assert _has_written_answers(source_nb, rubric)
+    one = copy.deepcopy(release_nb)
+    cell(one, rubric.answer_parts[0].cell).source = "YOUR ANSWER HERE\n\nThe loss fell, so I kept the rate."
+    assert _has_written_answers(one, rubric)

@@ -43,7 +43,7 @@ def _quiet(_):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, shared_client):
     """Two honest-to-goodness submissions and a folder with two notebooks, graded once."""
     course = course_copy(tmp_path_factory.mktemp("trust") / "course")
     build_assignment(course, A)
@@ -56,7 +56,7 @@ def graded(tmp_path_factory):
     for name in ("draft.ipynb", "final.ipynb"):
         nbformat.write(release, two / name)
     known_reference_time(course, "tiny", 5.0)
-    outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=2, log=_quiet)
+    outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=2, log=_quiet, client=shared_client)
     return course, {r.student: r for r in outcome.results}
 
 
@@ -140,16 +140,17 @@ def test_two_notebooks_neither_named_is_invalid_with_the_files_named(graded):
 # ---- fingerprints: kept, scored again, or run again --------------------------------------------
 
 @pytest.mark.slow
-def test_unchanged_inputs_keep_every_grade(graded):
+def test_unchanged_inputs_keep_every_grade(graded, shared_client):
     course, _ = graded
     counts, lines = _attempt_counts(course), []
-    outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append)
+    outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append,
+                                   client=shared_client)
     assert outcome.results and _attempt_counts(course) == counts
     assert any(line.startswith("3 grade(s) kept") for line in lines)
 
 
 @pytest.mark.slow
-def test_a_changed_band_rescores_without_running_and_says_what_changed(graded):
+def test_a_changed_band_rescores_without_running_and_says_what_changed(graded, shared_client):
     """A band changes and `version:` stays: the grades follow the rubric, from the stored runs."""
     course, by = graded
     alice = by["alice_reference"]
@@ -162,7 +163,8 @@ def test_a_changed_band_rescores_without_running_and_says_what_changed(graded):
     lines = []
     try:
         build_assignment(course, A)   # as preflight asks: the task cell shows the new band
-        outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append)
+        outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append,
+                                   client=shared_client)
     finally:
         rubric.write_text(text)
         build_assignment(course, A)
@@ -181,7 +183,7 @@ def test_a_changed_band_rescores_without_running_and_says_what_changed(graded):
 
 
 @pytest.mark.slow
-def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs(graded):
+def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs(graded, shared_client):
     """What `autograder calibrate` writes beside the rubric is read once by the next grade, reaches
     every task and scores the written answers with it; nothing runs again."""
     from autograder.reflection import Calibration
@@ -195,7 +197,8 @@ def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs
     path.write_text(json.dumps({"reflection": Calibration(knots_x=[0.0, 1.0], knots_y=[0.0, 0.0]).to_dict()}))
     lines = []
     try:
-        outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append)
+        outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append,
+                                   client=shared_client)
     finally:
         path.unlink()
     now = {r.student: r for r in outcome.results}

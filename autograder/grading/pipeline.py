@@ -149,7 +149,8 @@ def _grade_into(task: GradingTask, result: GradeResult) -> None:
     result.restored_cells = clean.restored + [f"{g} (was missing)" for g in clean.added]
     result.flags += clean.warnings
     workdir, artifacts = task.attempt_dir / "work", task.attempt_dir / "work" / "artifacts"
-    warming = _warm_up(rubric)   # while the notebook runs, this process only waits: warm up then
+    # while the notebook runs, this process only waits: warm up then
+    warming = _warm_up(rubric, _has_written_answers(clean.notebook, rubric))
     t0 = time.perf_counter()
     execution = execute(clean.notebook, workdir, sub.assignment, _parameters(task, artifacts), task.settings)
     result.timings["execute_s"] = round(time.perf_counter() - t0, 3)
@@ -185,16 +186,25 @@ def _run_stages(executed, execute_s: float) -> dict:
     return stages
 
 
-def _warm_up(rubric: Rubric) -> threading.Thread:
-    """Start what this grading process keeps warm (the evaluator's fork server, the written-answer
-    model) in the background; both load once per process. A failure here is seen again, and
-    reported, where the thing is used."""
+def _has_written_answers(nb, rubric: Rubric) -> bool:
+    """Whether an answer cell holds anything but nbgrader's placeholder: a blank answer scores 0
+    without the written-answer model, so an untouched notebook need not load it."""
+    from ..reflection.text import without_placeholder
+
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    return any(without_placeholder(cells[p.cell].source) for p in rubric.answer_parts if p.cell in cells)
+
+
+def _warm_up(rubric: Rubric, answers: bool = True) -> threading.Thread:
+    """Start what this grading process keeps warm (the evaluator's fork server; the written-answer
+    model, where there are answers to read) in the background; both load once per process (about
+    5 s of CPU each). A failure here is seen again, and reported, where the thing is used."""
     def work() -> None:
         try:
             if rubric.evaluates_artifacts:
                 from .warm_evaluator import prestart
                 prestart()
-            if rubric.answer_parts:
+            if rubric.answer_parts and answers:
                 from ..reflection.embedding import load_model
                 load_model()
         except Exception:
