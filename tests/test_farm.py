@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+import nbformat
 import pytest
 
 from autograder.demo import ASSIGNMENT
@@ -39,8 +40,11 @@ def two_workers(course, tmp_path_factory):
     work = cohort_course(course, tmp_path_factory.mktemp("farm") / "w", FAST)
     poison = work.submitted_dir / "poison" / ASSIGNMENT
     poison.mkdir(parents=True)
-    (poison / f"{ASSIGNMENT}.ipynb").write_bytes(
-        (work.submitted_dir / "erin_untouched" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
+    # a run long enough that the killer always finds it running (an untouched notebook is over in
+    # about 4 s, sooner than a killer that lets each task start first may look)
+    nb = nbformat.read(work.submitted_dir / "erin_untouched" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import time\ntime.sleep(60)"))
+    nbformat.write(nb, poison / f"{ASSIGNMENT}.ipynb")
     rubric = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
     settings = execution_settings(work, rubric, "tiny", SANDBOXED, threads=1)
     subs = [Submission(s, ASSIGNMENT, work.submitted_dir / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
@@ -89,7 +93,7 @@ def test_two_workers_survive_a_killed_worker_and_a_poison_submission(two_workers
     assert len({r.runner for r in by.values() if r.status != "invalid"}) >= 1
 
 
-def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path):
+def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path, shared_client):
     """Killed half way with one worker, resumed with one worker: the finished grades are kept,
     and the results equal those of the two-worker batch."""
     _, by, _ = two_workers
@@ -108,7 +112,8 @@ def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path):
 
     # resumed with what the command used (the course's own limits: a change of limits would rerun)
     work = course.with_work(work.workdir)
-    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=1, log=lambda m: None)
+    outcome = grade_assignment(work, ASSIGNMENT, "tiny", sandboxed=SANDBOXED, workers=1, log=lambda m: None,
+                               client=shared_client)
     assert {r.student for r in outcome.results} == set(FAST)
     assert _comparable(outcome.results) == _comparable([by[s] for s in FAST])
     for path, mtime in stamps.items():  # finished grades were kept, not executed again
@@ -118,13 +123,13 @@ def test_a_killed_run_resumes_and_force_regrades(course, two_workers, tmp_path):
     assert all(json.loads(p.read_text())["status"] for p in work.autograded_dir.glob("*/*/attempts/*/result.json"))
 
     again = grade_assignment(work, ASSIGNMENT, "tiny", student="grace_not_a_notebook", sandboxed=SANDBOXED,
-                             force=True, log=lambda m: None)
+                             force=True, log=lambda m: None, client=shared_client)
     grace = record.attempts(work, "grace_not_a_notebook", ASSIGNMENT)
     assert len(grace) >= 2 and again.results[0].attempt == grace[-1].attempt  # a new attempt; the old one stays
 
 
 @pytest.mark.slow
-def test_two_courses_grading_one_student_id_at_once_each_get_their_own_result(course, tmp_path):
+def test_two_courses_grading_one_student_id_at_once_each_get_their_own_result(course, tmp_path, shared_client):
     """Dask treats two submissions of one key as one task: two courses (or two instructors on one
     farm) grading the same student id and assignment at once must each get their own result."""
     rubric = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
@@ -135,6 +140,5 @@ def test_two_courses_grading_one_student_id_at_once_each_get_their_own_result(co
                          work.submitted_dir / "grace_not_a_notebook" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
         tasks.append(make_task(work, rubric, sub, "tiny", execution_settings(work, rubric, "tiny", SANDBOXED, 1), 5.0))
     assert tasks[0].attempt == tasks[1].attempt == 1
-    with grading_client(1) as client:
-        results = dispatch(client, tasks, lambda result: None)
+    results = dispatch(shared_client, tasks, lambda result: None)
     assert sorted(r.output_dir for r in results) == sorted(str(t.attempt_dir) for t in tasks)
