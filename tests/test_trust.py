@@ -241,46 +241,42 @@ def _stage_small_mnist(course) -> None:
 
 
 @pytest.mark.slow
-def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(graded):
+def test_runner_missing_the_hidden_data_is_a_grader_error_that_keeps_the_grade(graded, shared_client):
     """Graded on the full profile through a cluster of runners (sharing the course folder), then
     regraded on a runner whose hidden data is gone: a grader error naming the runner and the file, listed for the
     instructor; the gradebook, CSV and feedback keep the grade; the next run retries it."""
-    import dask
-    from dask.distributed import LocalCluster
-
     course, _ = graded
     _stage_small_mnist(course)
     full = replace(course.profile("full"), notebook_timeout_s=300, cell_timeout_s=240)
     course = replace(course, profiles={**course.profiles, "full": full})
     known_reference_time(course, "full", 5.0)
-    with dask.config.set({"distributed.worker.daemon": False}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=50) as cluster:
-        first = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                 scheduler=cluster.scheduler_address, shared_folder=True, force=True, log=_quiet)
-        assert first.results[0].status == "graded"
-        assert next(p for p in first.results[0].parts if p.id == "accuracy").points > 0
-        grade, feedback = _scores(course)["alice_reference"], course.feedback_dir / "alice_reference" / A / f"{A}.html"
-        page, csv_before = feedback.read_bytes(), (course.workdir / "grades" / f"{A}.csv").read_text()
-        moved = course.hidden_data_root.with_name("hidden-away")
-        course.hidden_data_root.rename(moved)
-        try:
-            lost = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                    scheduler=cluster.scheduler_address, shared_folder=True, force=True, log=_quiet)
-        finally:
-            moved.rename(course.hidden_data_root)
-        failed = lost.results[0]
-        assert failed.status == "grader_error" and failed.grader_side
-        assert "t10k-images-idx3-ubyte" in failed.message and "runner" in failed.message
-        assert [f.student for f in lost.grader_failures] == ["alice_reference"]
-        assert _scores(course)["alice_reference"] == grade                       # the gradebook kept it
-        assert feedback.read_bytes() == page                                      # so did the feedback
-        assert (course.workdir / "grades" / f"{A}.csv").read_text() == csv_before  # and the CSV
-        report = lost.report.read_text()
-        assert "Grader errors" in report and "t10k-images-idx3-ubyte" in report
-        standing = record.standing(record.attempts(course, "alice_reference", A))
-        assert standing.attempt == first.results[0].attempt
-        again = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
-                                 scheduler=cluster.scheduler_address, shared_folder=True, log=_quiet)
+    address = shared_client.scheduler.address   # the session's cluster, reached as runners are: by address
+    first = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
+                             scheduler=address, shared_folder=True, force=True, log=_quiet)
+    assert first.results[0].status == "graded"
+    assert next(p for p in first.results[0].parts if p.id == "accuracy").points > 0
+    grade, feedback = _scores(course)["alice_reference"], course.feedback_dir / "alice_reference" / A / f"{A}.html"
+    page, csv_before = feedback.read_bytes(), (course.workdir / "grades" / f"{A}.csv").read_text()
+    moved = course.hidden_data_root.with_name("hidden-away")
+    course.hidden_data_root.rename(moved)
+    try:
+        lost = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
+                                scheduler=address, shared_folder=True, force=True, log=_quiet)
+    finally:
+        moved.rename(course.hidden_data_root)
+    failed = lost.results[0]
+    assert failed.status == "grader_error" and failed.grader_side
+    assert "t10k-images-idx3-ubyte" in failed.message and "runner" in failed.message
+    assert [f.student for f in lost.grader_failures] == ["alice_reference"]
+    assert _scores(course)["alice_reference"] == grade                       # the gradebook kept it
+    assert feedback.read_bytes() == page                                      # so did the feedback
+    assert (course.workdir / "grades" / f"{A}.csv").read_text() == csv_before  # and the CSV
+    report = lost.report.read_text()
+    assert "Grader errors" in report and "t10k-images-idx3-ubyte" in report
+    standing = record.standing(record.attempts(course, "alice_reference", A))
+    assert standing.attempt == first.results[0].attempt
+    again = grade_assignment(course, A, "full", student="alice_reference", sandboxed=SANDBOXED,
+                             scheduler=address, shared_folder=True, log=_quiet)
     assert again.results and again.results[0].status == "graded" and not again.grader_failures
 
 
