@@ -45,10 +45,11 @@ def _zip_entry(zf, name: str, when: datetime, content: bytes) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, shared_client):
     """An instructor's course folder (its own course_config.py with a due date and the 'zero' late
     penalty; the repository's references and rubrics), built and released, four submissions
-    collected (three from a Canvas zip, one from a folder), graded in the sandbox."""
+    collected (three from a Canvas zip, one from a folder), graded in the sandbox by the CLI on the
+    session's cluster, reached by its address as a farm of runners sharing the folder is."""
     root = tmp_path_factory.mktemp("course")
     root.chmod(0o755)
     config = (REPO / "course_config.py").read_text()
@@ -86,7 +87,8 @@ def run(tmp_path_factory):
     os.utime(folder / f"{A}.ipynb", (on_time.timestamp(), on_time.timestamp()))
     assert cli("collect", str(inbox / "canvas.zip"), A, "--roster", str(roster)) == 0
     assert cli("collect", str(inbox / "folder"), A) == 0
-    assert cli("grade", A, "--workers", "2", *([] if SANDBOXED else ["--unsandboxed"])) == 0
+    assert cli("grade", A, "--scheduler", shared_client.scheduler.address, "--shared-folder",
+               *([] if SANDBOXED else ["--unsandboxed"])) == 0
     results = {r.student: r for r in latest_results(course, A)}
     assert set(results) == set(STUDENTS)
     return SimpleNamespace(root=root, course=course, cli=cli, results=results)
