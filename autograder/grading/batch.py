@@ -106,11 +106,8 @@ def _next_attempt(course: Course, sub: Submission) -> tuple[int, Path]:
 
 
 def task_inputs(course: Course, rubric: Rubric, sub: Submission, profile: str, settings: ExecutionSettings,
-                reference_s: float | None, reference_service: dict | None = None,
-                calibration_digest: str | None = None) -> dict:
+                reference_s: float | None, reference_service: dict | None, calibration_digest: str) -> dict:
     limits = {**vars(settings.limits), "cell_timeout_s": settings.cell_timeout_s, "sandboxed": settings.sandboxed}
-    if calibration_digest is None:
-        calibration_digest = read_calibrations(rubric)[1]
     return grading_inputs(file_sha256(sub.path), notebook_digest(course.source_notebook(sub.assignment)), profile, limits,
                           rubric, reference_s, calibration_digest, reference_service)
 
@@ -203,8 +200,8 @@ def decide(course: Course, sub: Submission, inputs: dict, force: bool) -> Decisi
 
 
 def plan(course: Course, rubric: Rubric, subs: list[Submission], profile: str, force: bool,
-         settings: ExecutionSettings, reference_s: float | None, reference_service: dict | None = None,
-         calibration_digest: str | None = None) -> list[Decision]:
+         settings: ExecutionSettings, reference_s: float | None, reference_service: dict | None,
+         calibration_digest: str) -> list[Decision]:
     """Decide per submission from the fingerprints of what its grade depends on (grading/inputs.py)."""
     return [decide(course, s, task_inputs(course, rubric, s, profile, settings, reference_s, reference_service,
                                           calibration_digest), force)

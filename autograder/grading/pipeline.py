@@ -23,7 +23,7 @@ from .evaluate import evaluate
 from .results import GRADER_ERROR, GradeResult, PartResult, Submission, file_sha256
 from .stored import read_attempt
 from .sanitize import InvalidSubmission, read_submission, sanitize
-from .score import VALUE_TOLERANCE, ScoringInput, score_all
+from .score import VALUE_TOLERANCE, ScoringInput, score_all, written_answer
 
 
 @dataclass(frozen=True)
@@ -189,13 +189,10 @@ def _run_stages(executed, execute_s: float) -> dict:
 def _has_written_answers(nb, rubric: Rubric) -> bool:
     """Whether an answer cell holds anything but nbgrader's placeholder: a blank answer scores 0
     without the written-answer model, so an untouched notebook need not load it."""
-    from ..reflection.text import without_placeholder
-
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    return any(without_placeholder(cells[p.cell].source) for p in rubric.answer_parts if p.cell in cells)
+    return any(written_answer(part, nb) for part in rubric.answer_parts)
 
 
-def _warm_up(rubric: Rubric, answers: bool = True) -> threading.Thread:
+def _warm_up(rubric: Rubric, answers: bool) -> threading.Thread:
     """Start what this grading process keeps warm (the evaluator's fork server; the written-answer
     model, where there are answers to read) in the background; both load once per process (about
     5 s of CPU each). A failure here is seen again, and reported, where the thing is used."""

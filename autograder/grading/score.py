@@ -110,14 +110,19 @@ def score_timing(part: Part, data: ScoringInput, metric_ok: bool = True) -> Part
                       f"on this runner ({band})", details=detail)
 
 
-def _answer(part: Part, data: ScoringInput) -> tuple[str, str]:
-    """The written answer of the part's cell (nbgrader's "YOUR ANSWER HERE" lines removed, so
-    the untouched placeholder is ""), and the same text with its paragraphs unwrapped: markdown
-    wraps sentences over lines, the scorers read sentences."""
+def written_answer(part: Part, nb) -> str:
+    """The written answer in the part's cell, nbgrader's "YOUR ANSWER HERE" lines removed (so the
+    untouched placeholder is "")."""
     from ..reflection.text import without_placeholder
 
-    cell = _grade_cells(data.executed).get(part.cell)
-    answer = without_placeholder(cell.source if cell is not None else "")
+    cell = _grade_cells(nb).get(part.cell)
+    return without_placeholder(cell.source if cell is not None else "")
+
+
+def _answer(part: Part, data: ScoringInput) -> tuple[str, str]:
+    """The written answer, and the same text with its paragraphs unwrapped: markdown wraps
+    sentences over lines, the scorers read sentences."""
+    answer = written_answer(part, data.executed)
     return answer, "\n\n".join(" ".join(p.split()) for p in answer.split("\n\n"))
 
 

@@ -345,7 +345,8 @@ def suggestion_for(
     raw = raw_score(analysis.features)
     share = calibration.apply(raw)
     share, exemplar_note, neighbours = _exemplar_pull(analysis, calibration, share, embed_fn, spec)
-    confidence = _confidence(analysis, spec, calibration, raw, share, neighbours)
+    penalty = calibration.reliability_penalty()   # the item's record: a binomial tail, once
+    confidence = _confidence(analysis, spec, calibration, raw, share, neighbours, penalty)
     before_caps = share
     share, flag_reasons = _apply_flags(analysis.flags, share)
     # Flags first: they matter most and callers may show only the first few reasons.
@@ -357,7 +358,6 @@ def suggestion_for(
     ]
     empty = "empty" in analysis.flags
     routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
-    penalty = calibration.reliability_penalty()
     if not routed and not empty and confidence < REVIEW_BELOW <= confidence + penalty:
         reasons.append(
             f"sent to review because of this item's record: {calibration.missed} of its {calibration.checked} "
@@ -511,7 +511,7 @@ def _soft_credit(strength: float) -> float:
 
 def _confidence(
     analysis: Analysis, spec: ReflectionSpec, cal: Calibration, raw: float, share: float,
-    neighbours: tuple[float, float],
+    neighbours: tuple[float, float], reliability_penalty: float,
 ) -> float:
     """How sure the suggestion is: low when criteria are half-met or nearly met, met only by
     meaning, asserted and negated, when criteria and the reference disagree, where the
@@ -549,7 +549,7 @@ def _confidence(
         - 0.4 * mixed
         - 0.4 * max(0.0, disagreement - 0.4)
         - cal.local_error(raw)
-        - cal.reliability_penalty()
+        - reliability_penalty
         - neighbour_gap
         - BETWEEN_STEPS_WEIGHT * between_steps
     )

@@ -24,13 +24,6 @@ from .context import EvalContext, UnsafeArtifact
 CURVES_FILE = "curves.json"
 
 
-def _predict(module, images, batch_size: int = 500):
-    import torch
-
-    with torch.no_grad():
-        return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
-
-
 def _numbers(values) -> list[float] | None:
     if not isinstance(values, list) or not values:
         return None
@@ -65,9 +58,10 @@ def _history(ctx: EvalContext, min_epochs: int) -> tuple[float, str, dict]:
 
 def _run(ctx: EvalContext, last_val: float | None, tolerance: float) -> tuple[float, str, float | None]:
     from ...datasets import load_split
+    from ..evaluate import _predict
 
     val = load_split(ctx.dataset, "val", ctx.profile, ctx.data_root)
-    measured = float((_predict(ctx.module(), val.images) == val.labels).float().mean())
+    measured = float((_predict(ctx.module(), val.images, 500) == val.labels).float().mean())
     if last_val is None:
         return 0.0, f"the exported model's validation accuracy is {measured:.3f}; the history has none to compare", measured
     if abs(measured - last_val) > tolerance:

@@ -72,12 +72,11 @@ def _threshold(ctx: EvalContext) -> float:
     return float(value)
 
 
-def _probabilities(module, images, batch_size: int = 256):
-    import torch
+def _probabilities(module, images):
+    """P(pneumonia) per image."""
+    from ..efficiency import _probabilities as class_probabilities
 
-    with torch.no_grad():
-        return torch.cat([torch.softmax(module(images[i:i + batch_size]).float(), 1)[:, 1]
-                          for i in range(0, len(images), batch_size)])
+    return class_probabilities(module, images)[:, 1]
 
 
 # ---- metrics at the threshold -----------------------------------------------------------------

@@ -24,13 +24,6 @@ from .context import EvalContext
 TENSORS = "tensors.pt"
 
 
-def _predict(module, images, batch_size: int = 256):
-    import torch
-
-    with torch.no_grad():
-        return torch.cat([module(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
-
-
 def _val(ctx: EvalContext):
     from ...datasets import load_split
 
@@ -48,10 +41,12 @@ def csxa_confusion_matrix(ctx: EvalContext, options: dict) -> CheckResult:
     import numpy as np
     from sklearn.metrics import confusion_matrix, f1_score
 
+    from ..evaluate import _predict
+
     tolerance = float(options.get("tolerance", 0.02))
     val = _val(ctx)
     k, n = len(val.classes), len(val)
-    predicted = _predict(ctx.module(), val.images)
+    predicted = _predict(ctx.module(), val.images, 256)
     expected = confusion_matrix(val.labels.numpy(), predicted.numpy(), labels=range(k))
     details = {"expected": expected.tolist()}
     exported = ctx.tensors(TENSORS).get("confusion_matrix")
