@@ -400,3 +400,68 @@ def test_demo_shows_suggested_scores_reasons_and_review_flags(demo_run):
     html = (demo_run.course.feedback_dir / "nora_mixed" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "suggested score" in html and "an instructor will review this" in html
     assert "nora_mixed" in demo_run.run.outcomes[ASSIGNMENT].report.read_text()
+
+
+def test_calibrate_fits_the_suggestions_to_grades_given_in_the_gradebook(demo_run, tmp_path, capsys):
+    """The exam workflow: a teacher grades some answers in formgrader (manual scores in the
+    gradebook), runs `autograder calibrate`, and the suggestions follow those grades. On a copy of
+    the demo's graded theory assignment (its attempts and gradebook), so the demo keeps its own.
+    Two items whose graded answers all share one grade still get a curve, and the item nobody
+    graded gets the other items' pooled curve."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    from autograder import cli
+    from autograder.grading import record
+    from autograder.grading.calibrate import load_calibrations, read_calibrations
+    from autograder.reflection import suggest
+    from autograder.reflection.text import answer_text
+
+    from .conftest import course_copy
+
+    root = tmp_path / "course"
+    course = course_copy(root)
+    for attempts in demo_run.course.autograded_dir.glob(f"*/{ASSIGNMENT}"):
+        shutil.copytree(attempts, course.autograded_dir / attempts.parent.name / ASSIGNMENT)
+    sqlite = "sqlite:///"
+    shutil.copy(demo_run.course.db_url.removeprefix(sqlite), course.db_url.removeprefix(sqlite))
+    rubric = load_rubric(course.rubric_dir / f"{ASSIGNMENT}.yaml")
+    # the teacher's shares; xray_triage is left ungraded; both got full points on two items
+    teacher = {
+        "alice_reference": dict.fromkeys(QUESTIONS[:-1], 1.0),
+        "nora_mixed": {"cnn_vs_fc": 1.0, "lenet5_legacy": 0.0, "alexnet_vs_vgg": 0.0, "transfer_learning": 0.0,
+                       "residual_connections": 1.0},
+    }
+    with Gradebook(course.db_url, course.course_id) as gb:
+        for student, shares in teacher.items():
+            for qid, share in shares.items():
+                gb.find_grade(rubric.part(qid).cell, ASSIGNMENT, ASSIGNMENT, student).manual_score = (
+                    share * rubric.part(qid).points)
+        gb.db.commit()
+
+    capsys.readouterr()
+    assert cli.main(["--course", str(root), "--workdir", str(course.workdir), "calibrate", ASSIGNMENT]) == 0
+    log = capsys.readouterr().out
+    for qid in QUESTIONS[:-1]:
+        assert f"{qid}: 2 hand-graded answer(s) in the gradebook; calibration: the assignment's pooled curve" in log
+    assert "xray_triage: 0 hand-graded answer(s) in the gradebook; calibration: the assignment's pooled curve" in log
+
+    stored, _ = read_calibrations(rubric)
+    assert set(stored) == set(QUESTIONS)
+    assert all(d["version"] == 3 and d["n_graded"] == d["checked"] == len(teacher) for q, d in stored.items()
+               if q != "xray_triage")
+    assert stored["xray_triage"]["n_graded"] == 0 and stored["xray_triage"]["knots_y"][-1] > 0
+    calibrations = load_calibrations(stored)
+    answers = {r.student: {p.id: answer_text(p.details.get("answer", "")) for p in r.parts}
+               for r in record.latest_results(course, ASSIGNMENT)}
+    changed = 0
+    for student, shares in teacher.items():
+        for qid, share in shares.items():
+            spec = reflection_spec(rubric.part(qid))
+            before = suggest(answers[student][qid], spec)
+            after = suggest(answers[student][qid], spec, calibrations[qid])
+            assert after.points == share * spec.points, (student, qid, after.reasons)
+            changed += before.points != after.points
+    assert changed >= 3   # the uncalibrated scorer gave partial points where the teacher did not
+    assert not (demo_run.course.rubric_dir / f"{ASSIGNMENT}.calibration.json").exists()

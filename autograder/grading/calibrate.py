@@ -80,7 +80,7 @@ def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
         spec = reflection_spec(part)
         graded = hand_graded(course, rubric, part.id) if spec else []
         counts[part.id] = len(graded)
-        if spec and graded:
+        if spec:  # an item nobody graded yet still gets the pooled curve of the others
             items.append((spec, graded))
     if sum(counts.values()) >= MIN_GRADED:
         fitted.update(fit_course(items))
