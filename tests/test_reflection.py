@@ -608,3 +608,27 @@ def test_fitted_calibrations_carry_the_item_check_and_old_dicts_still_load(specs
     assert (restored.checked, restored.missed, restored.reliability_penalty()) == (0, 0, 0.0)
     with pytest.raises(CalibrationError, match="reliability"):
         Calibration.from_dict(calibration.to_dict() | {"checked": 2, "missed": 3})
+
+
+def test_a_suggestion_its_nearest_graded_answers_outvote_loses_confidence(specs, calibration):
+    """The five hand-graded answers most like this one got another grade: the suggestion loses
+    NEAREST_DISAGREE_WEIGHT of its confidence, and says why where that sends it to review. An
+    agreeing vote changes nothing, and with fewer than five graded answers there is no vote."""
+    from dataclasses import replace
+
+    from autograder.reflection.scorer import NEAREST_DISAGREE_WEIGHT, NEAREST_K, REVIEW_BELOW
+
+    spec = specs["cnn"]
+    unrelated = ["The cafeteria serves pasta on Mondays.", "My bike has a flat tyre.", "It rained all weekend.",
+                 "The library closes at eight.", "We adopted a grey cat."]  # far below the neighbour line
+    plain = replace(calibration, exemplars=[])
+    answer = GRADED[3][0]   # suggested 1/4 at a confidence of about 0.8 by this calibration
+    base = suggest(answer, spec, plain)
+    assert base.points > 0 and not base.needs_review
+    outvoted = suggest(answer, spec, replace(plain, exemplars=[(t, 0.0) for t in unrelated]))
+    agreeing = suggest(answer, spec, replace(plain, exemplars=[(t, base.points / spec.points) for t in unrelated]))
+    too_few = suggest(answer, spec, replace(plain, exemplars=[(t, 0.0) for t in unrelated[:NEAREST_K - 1]]))
+    assert outvoted.confidence == pytest.approx(base.confidence - NEAREST_DISAGREE_WEIGHT, abs=1e-3)
+    assert agreeing.confidence == too_few.confidence == base.confidence
+    assert outvoted.needs_review and outvoted.confidence < REVIEW_BELOW
+    assert any(f"the {NEAREST_K} most similar hand-graded answers got 0/4" in r for r in outvoted.reasons)

@@ -364,6 +364,11 @@ def suggestion_for(
             "hand-graded answers, each suggested without its own grade, got a suggestion off by half the "
             f"points or more that would not have been reviewed (confidence -{penalty:.2f})"
         )
+    if not routed and not empty and confidence < REVIEW_BELOW and _outvoted(neighbours[2], before_caps, calibration):
+        reasons.append(
+            f"the {NEAREST_K} most similar hand-graded answers got {neighbours[2] * spec.points:.2g}/{spec.points:g} "
+            f"on average, another grade than suggested (confidence -{NEAREST_DISAGREE_WEIGHT:.2f})"
+        )
     routed = routed or (confidence < REVIEW_BELOW and not empty)
     return Suggestion(
         # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
@@ -465,6 +470,9 @@ def _context_reasons(analysis: Analysis, spec: ReflectionSpec, cal: Calibration,
 NEIGHBOUR_COSINE_MIN = 0.6
 # Most weight the neighbours' grades get against the calibrated evidence.
 NEIGHBOUR_WEIGHT_MAX = 0.5
+# The grade the NEAREST_K most similar hand-graded answers vote for (however similar they are):
+# a suggestion on another grade than theirs loses this much confidence.
+NEAREST_K, NEAREST_DISAGREE_WEIGHT = 5, 0.25
 
 
 def _exemplar_pull(
@@ -473,10 +481,11 @@ def _exemplar_pull(
     """Blend in the grades of similar hand-graded answers; pull an answer that is almost one
     of them halfway toward its grade.
 
-    Also returns (weight, mean share) of the graded neighbours, for the confidence.
+    Also returns (weight, mean share) of the graded neighbours and the nearest ones' vote (None
+    with fewer than NEAREST_K graded answers), for the confidence.
     """
     if not cal.exemplars or "empty" in analysis.flags:
-        return share, [], (0.0, 0.0)
+        return share, [], (0.0, 0.0, None)
     texts = [text for text, _ in cal.exemplars]
     vecs = embed_fn([analysis.answer, *texts])
     shares = np.array([s for _, s in cal.exemplars])
@@ -485,6 +494,7 @@ def _exemplar_pull(
     total = float(weights.sum())
     notes = []
     neighbours = (total, float(weights @ shares / total)) if total > 0 else (0.0, 0.0)
+    neighbours = (*neighbours, _nearest_vote(sims, shares))
     if total > 0:
         alpha = NEIGHBOUR_WEIGHT_MAX * total / (total + 1.0)
         share = (1 - alpha) * share + alpha * neighbours[1]
@@ -500,6 +510,21 @@ def _exemplar_pull(
     return share, notes, neighbours
 
 
+def _outvoted(vote: float | None, share: float, cal: Calibration) -> bool:
+    """The nearest graded answers' vote is on another grade than the suggestion (on the
+    teacher's grading step; quarter points when unknown)."""
+    step = cal.step if cal.step > 0 else 0.25
+    return vote is not None and round(vote / step) != round(share / step)
+
+
+def _nearest_vote(sims: np.ndarray, shares: np.ndarray) -> float | None:
+    if len(sims) < NEAREST_K:
+        return None
+    nearest = np.argsort(-sims)[:NEAREST_K]
+    w = np.clip(sims[nearest], 1e-3, 1.0) ** 4   # the closest count most
+    return float(w @ shares[nearest] / w.sum())
+
+
 def _polarity_differs(sentence: str, phrasings: Sequence[str]) -> bool:
     return bool(sentence) and all(negation_parity(sentence) != negation_parity(p) for p in phrasings)
 
@@ -511,13 +536,13 @@ def _soft_credit(strength: float) -> float:
 
 def _confidence(
     analysis: Analysis, spec: ReflectionSpec, cal: Calibration, raw: float, share: float,
-    neighbours: tuple[float, float], reliability_penalty: float,
+    neighbours: tuple[float, float, float | None], reliability_penalty: float,
 ) -> float:
     """How sure the suggestion is: low when criteria are half-met or nearly met, met only by
     meaning, asserted and negated, when criteria and the reference disagree, where the
     calibration erred on held-out graded answers, on an item whose own graded answers got
-    unreviewed suggestions far off their grade, when graded neighbours got another grade, and
-    when the share falls between two grading steps."""
+    unreviewed suggestions far off their grade, when graded neighbours got another grade or the
+    nearest graded answers vote for another, and when the share falls between two grading steps."""
     if "empty" in analysis.flags:
         return 1.0
     if not analysis.criteria:
@@ -536,7 +561,7 @@ def _confidence(
         if ok and (m.negated_sentence or _polarity_differs(m.sentence, c.phrasings))
     ) / total
     disagreement = abs(analysis.features["criteria"] - reference_term(analysis.features))
-    weight, neighbour_share = neighbours
+    weight, neighbour_share, _ = neighbours
     neighbour_gap = min(1.0, weight) * max(0.0, abs(neighbour_share - share) - 0.25)
     between_steps = 0.0
     if cal.step > 0:
@@ -551,6 +576,7 @@ def _confidence(
         - cal.local_error(raw)
         - reliability_penalty
         - neighbour_gap
+        - NEAREST_DISAGREE_WEIGHT * _outvoted(neighbours[2], share, cal)
         - BETWEEN_STEPS_WEIGHT * between_steps
     )
     return float(np.clip(confidence, 0.0, 1.0))
