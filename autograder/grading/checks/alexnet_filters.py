@@ -58,8 +58,6 @@ def _close(got, want, rtol: float = 1e-4) -> bool:
 
 
 def _corr(a, b) -> float:
-    import torch
-
     a, b = a.flatten().double(), b.flatten().double()
     a, b = a - a.mean(), b - b.mean()
     denominator = float(a.norm() * b.norm())
@@ -215,8 +213,8 @@ def grid_tiles(path: Path, n: int = GRID):
     return [grey[r0:r1, c0:c1] for r0, r1 in rows for c0, c1 in cols]
 
 
-def _resize(array, size) -> "torch.Tensor":
-    """Area-average resampling (nearest-like when enlarging) of a 2-D array to `size`."""
+def _resize(array, size):
+    """Area-average resampling (nearest-like when enlarging) of a 2-D array to `size` (a tensor)."""
     import torch
     import torch.nn.functional as F
 
