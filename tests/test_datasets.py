@@ -1,6 +1,5 @@
 """The data registry: tiny stand-in from scikit-learn's digits, real MNIST from IDX files."""
 
-import gzip
 import struct
 
 import numpy as np

@@ -6,10 +6,8 @@ attacked end to end by tests/test_adversarial.py."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
-import stat
 import sys
 import textwrap
 import zipfile
