@@ -217,7 +217,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .grading.calibrate import MIN_GRADED, calibrate, calibration_path
+    from .grading.calibrate import MIN_GRADED, calibrate, calibration_path, read_calibrations
     from .rubric import load_rubric
 
     course = _course(args)
@@ -225,6 +225,7 @@ def cmd_calibrate(args) -> int:
     rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
     from .reflection import CalibrationError
     from .reflection.calibration import PER_ITEM_MIN
+    from .reflection.scorer import REVIEW_BELOW
 
     try:
         counts = calibrate(course, rubric)
@@ -236,6 +237,12 @@ def cmd_calibrate(args) -> int:
         state = (("its own curve" if n >= PER_ITEM_MIN else "the assignment's pooled curve") if enough
                  else f"kept as it was (needs at least {MIN_GRADED} graded answers in the assignment)")
         _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration: {state}")
+    lines = {d.get("review_below") for d in read_calibrations(rubric)[0].values()}
+    if enough and lines and None not in lines:
+        _log(f"review line: {lines.pop():.2f} (the default is {REVIEW_BELOW}), set from the hand-graded answers, "
+             "each suggested without its own grade")
+    elif enough:
+        _log(f"review line: the default {REVIEW_BELOW} (about 60 hand-graded answers are needed to set one)")
     _log(f"calibrations: {calibration_path(rubric)}")
     return 0
 

@@ -392,8 +392,10 @@ def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[
 # ---------------------------------------------------------------- few-shot
 
 
-def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict[str, float]:
-    """k graded answers per item as its only references and calibration; suggest the rest."""
+def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_reference: bool = False) -> dict[str, float]:
+    """k graded answers per item as its only references and calibration; suggest the rest.
+    own_reference: the item keeps its own reference answer and the k graded answers are only
+    its calibration (what `autograder calibrate` does with grades given in formgrader)."""
     rng = np.random.default_rng(seed)
     items, held = [], []
     for q in questions:
@@ -403,7 +405,7 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
         graded = [q.answers[i] for i in order[:k]]
         rest = [q.answers[i] for i in order[k:]]
         correct = [t for _, t, ok in graded if ok and t.strip()]
-        spec = spec_for(q, ref_only=True, references=correct or None)
+        spec = spec_for(q, ref_only=True, references=None if own_reference else correct or None)
         items.append((spec, [(t, float(ok)) for _, t, ok in graded]))
         held.append((spec, rest, np.mean([ok for _, _, ok in graded])))
     embedder.prefetch([t for spec, graded in items for a, _ in graded for t in analysis_texts(a, spec)])
@@ -438,12 +440,13 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0) -> dict
     # the trade-off the review line makes: what other lines would give (step-rounded share)
     right = np.round(np.array(shares)) == labels
     curve = []
-    for line in (0.3, 0.4, 0.5, 0.6, 0.7):
+    for line in (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
         sure = (np.array(conf) >= line) & ~np.array(flagged)
         curve.append((line, float((sure & right).mean()), float((sure & ~right).mean())))
     exact = (np.abs(points - labels) < 1e-9) & ~routed
     off = (np.abs(points - labels) >= 0.5) & ~routed
     return {
+        "line": cals[0].review_below,
         "items": len(items),
         "answers": len(labels),
         "exact_unrouted": float(exact.mean()),
@@ -502,6 +505,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, help="embedding cache file (.npz), outside the repo")
     parser.add_argument("--subset", type=int, help="only this many questions per split (quick look)")
     parser.add_argument("--k", type=int, default=10, help="graded answers per item in the few-shot mode")
+    parser.add_argument("--draws", type=int, default=3, help="draws of the k graded answers (the few-shot shares are their mean)")
     args = parser.parse_args()
     if not args.zip.is_file():
         print(f"SemEval-2013 Task 7 data not found at {args.zip}; skipping the benchmark.")
@@ -603,19 +607,41 @@ def main() -> int:
     out["stress_passed"] = int(sum(s_passed.values()))
     out["stress_total"] = int(sum(s_total.values()))
 
-    fs = few_shot(data["uq"] + data["ud"], args.k, embedder)
+    # one draw of the k graded answers moves the shares by several points: the mean of a few
+    draws = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed) for seed in range(args.draws)]
+    fs = {key: float(np.mean([d[key] for d in draws]))
+          for key in ("exact_unrouted", "off_half_unrouted", "routed", "rmse", "mean_rmse")}
     print(f"\nFew-shot, k={args.k} graded answers per item as its references and calibration "
-          f"({fs['items']} items, {fs['answers']} answers suggested)")
-    print(f"  equal to the label and not routed {fs['exact_unrouted']:.1%}; off by half or more and not routed "
-          f"{fs['off_half_unrouted']:.1%}; routed {fs['routed']:.1%}")
-    print(f"  RMSE {fs['rmse']:.3f} (mean of the k grades: {fs['mean_rmse']:.3f})")
-    ck = fs["check"]
-    print(f"  item check: {ck['missed']} of {ck['checked']} graded answers missed (off by half, not routed) when "
-          f"suggested without their grade; {ck['penalised_items']} items lose confidence for it; Spearman "
-          f"{ck['spearman']:.2f} between an item's misses and its share of the rest off by half")
-    print("  other review lines (confidence below the line is routed): line, equal and not routed, off and not routed")
-    for line, exact, off in fs["curve"]:
-        print(f"    {line:.1f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW" if abs(line - REVIEW_BELOW) < 1e-9 else ""))
+          f"({draws[0]['items']} items, {draws[0]['answers']} answers suggested; {len(draws)} draws of the k)")
+    for seed, d in enumerate(draws):
+        ck = d["check"]
+        line = f"{d['line']:.2f} (set from the checks)" if d["line"] is not None else f"{REVIEW_BELOW} (default)"
+        print(f"  draw {seed}: equal to the label and not routed {d['exact_unrouted']:.1%}; off by half or more "
+              f"and not routed {d['off_half_unrouted']:.1%}; routed {d['routed']:.1%}; RMSE {d['rmse']:.3f} "
+              f"(mean of the k grades {d['mean_rmse']:.3f}); review line {line}")
+        print(f"          item check: {ck['missed']} of {ck['checked']} graded answers missed (off by half, not "
+              f"routed, suggested without their grade); {ck['penalised_items']} items lose confidence for it; "
+              f"Spearman {ck['spearman']:.2f} between an item's misses and its share of the rest off by half")
+    print(f"  mean: equal and not routed {fs['exact_unrouted']:.1%}; off and not routed {fs['off_half_unrouted']:.1%}; "
+          f"RMSE {fs['rmse']:.3f} (mean of the k grades: {fs['mean_rmse']:.3f})")
+    print("  fixed review lines instead (confidence below the line is routed), mean of the draws: line, equal and "
+          "not routed, off and not routed")
+    for i, (line, _, _) in enumerate(draws[0]["curve"]):
+        exact, off = (float(np.mean([d["curve"][i][j] for d in draws])) for j in (1, 2))
+        print(f"    {line:.2f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW, the default" if abs(line - REVIEW_BELOW) < 1e-9 else ""))
+    own = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed, own_reference=True) for seed in range(args.draws)]
+    own_fs = {key: float(np.mean([d[key] for d in own])) for key in ("exact_unrouted", "off_half_unrouted", "rmse")}
+    print(f"  the item's own reference kept, the k graded answers only calibrate it (the `calibrate` workflow): "
+          f"equal and not routed {own_fs['exact_unrouted']:.1%}; off and not routed {own_fs['off_half_unrouted']:.1%}; "
+          f"RMSE {own_fs['rmse']:.3f}; by draw " + ", ".join(
+              f"{d['exact_unrouted']:.1%} / {d['off_half_unrouted']:.1%} at line "
+              f"{REVIEW_BELOW if d['line'] is None else d['line']:.2f}" for d in own))
+    for i, (line, _, _) in enumerate(own[0]["curve"]):
+        if abs(line - REVIEW_BELOW) < 1e-9:
+            exact, off = (float(np.mean([d["curve"][i][j] for d in own])) for j in (1, 2))
+            print(f"    at the default line {REVIEW_BELOW} instead: {exact:.1%} / {off:.1%}")
+    out[f"fewshot_k{args.k}_own_reference_exact_unrouted"] = round(own_fs["exact_unrouted"], 3)
+    out[f"fewshot_k{args.k}_own_reference_off_half_unrouted"] = round(own_fs["off_half_unrouted"], 3)
     out[f"fewshot_k{args.k}_exact_unrouted"] = round(fs["exact_unrouted"], 3)
     out[f"fewshot_k{args.k}_rmse"] = round(fs["rmse"], 3)
     out[f"fewshot_k{args.k}_mean_rmse"] = round(fs["mean_rmse"], 3)

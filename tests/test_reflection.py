@@ -632,3 +632,43 @@ def test_a_suggestion_its_nearest_graded_answers_outvote_loses_confidence(specs,
     assert agreeing.confidence == too_few.confidence == base.confidence
     assert outvoted.needs_review and outvoted.confidence < REVIEW_BELOW
     assert any(f"the {NEAREST_K} most similar hand-graded answers got 0/4" in r for r in outvoted.reasons)
+
+
+def test_the_course_review_line_follows_what_its_checks_show():
+    """review_line: the lowest line at which (and above which) the checks show, with 95 %
+    confidence, at most 5 % of suggestions off and unreviewed; None with too few checks."""
+    from autograder.reflection.fitting import Check, review_line
+
+    right = [Check(confidence=0.5, flagged=False, off=False)] * 200
+    assert review_line(right) == 0.4   # the lowest line offered
+    assert review_line(right[:50]) is None   # 50 checks cannot show 5 % at 95 %: the default
+    # 30 sure-looking misses between 0.6 and 0.7: the line rises above them
+    shaky = right + [Check(confidence=0.65, flagged=False, off=True)] * 30
+    assert review_line(shaky) == 0.7
+    # the same misses flagged go to review anyway, and do not move the line
+    assert review_line(right + [Check(confidence=0.65, flagged=True, off=True)] * 30) == 0.4
+
+
+def test_a_suggestion_is_routed_by_its_courses_review_line(specs, calibration):
+    from dataclasses import replace
+
+    from autograder.reflection.scorer import REVIEW_BELOW
+
+    spec = specs["cnn"]
+    answer = GRADED[3][0]
+    plain = replace(calibration, exemplars=[], checked=0, missed=0)
+    base = suggest(answer, spec, plain)
+    assert REVIEW_BELOW <= base.confidence < 0.9 and not base.needs_review
+    strict = suggest(answer, spec, replace(plain, review_below=0.9))
+    assert strict.needs_review and strict.confidence == base.confidence
+    assert any("below the review line 0.90 that calibration set" in r for r in strict.reasons)
+    weak = suggest(ANSWERS["cnn"]["partial"], spec, plain)
+    assert weak.needs_review and weak.confidence > 0.3
+    assert not suggest(ANSWERS["cnn"]["partial"], spec, replace(plain, review_below=0.3)).needs_review
+    stored = replace(plain, review_below=0.55).to_dict()
+    assert stored["version"] == 4 and Calibration.from_dict(stored).review_below == 0.55
+    assert Calibration.from_dict({k: v for k, v in stored.items() if k != "review_below"} | {"version": 3}).review_below is None
+    with pytest.raises(CalibrationError, match="review line"):
+        Calibration.from_dict(stored | {"review_below": 1.5})
+    # a small course's checks cannot set a line: the default
+    assert all(c.review_below is None for c in fit_course([(spec, GRADED)]).values())

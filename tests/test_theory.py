@@ -446,6 +446,7 @@ def test_calibrate_fits_the_suggestions_to_grades_given_in_the_gradebook(demo_ru
     for qid in QUESTIONS[:-1]:
         assert f"{qid}: 2 hand-graded answer(s) in the gradebook; calibration: the assignment's pooled curve" in log
     assert "xray_triage: 0 hand-graded answer(s) in the gradebook; calibration: the assignment's pooled curve" in log
+    assert "review line: the default 0.6 (about 60 hand-graded answers are needed to set one)" in log
 
     stored, _ = read_calibrations(rubric)
     assert set(stored) == set(QUESTIONS)

@@ -27,7 +27,8 @@ __all__ = [
     "fit_pairs",
 ]
 
-FORMAT_VERSION = 3  # 3: item reliability counts (checked, missed); 1 and 2 still load
+# 3: item reliability counts (checked, missed); 4: the course's review line; 1-3 still load
+FORMAT_VERSION = 4
 # An answer this similar to a hand-graded one is pulled halfway toward its grade.
 EXEMPLAR_COSINE_MIN = 0.92
 # Weight of the (1, 1) anchor against each graded answer (weight 1): keeps a fit from a
@@ -77,6 +78,9 @@ class Calibration:
     # that was not sent to review.
     checked: int = 0
     missed: int = 0
+    # The confidence below which a suggestion goes to review, set for the course from its
+    # graded answers (fitting.review_line); None: the scorer's default.
+    review_below: float | None = None
 
     def apply(self, raw: float) -> float:
         """The share of points (0..1) for a raw score; 0 for no evidence at all."""
@@ -119,13 +123,14 @@ class Calibration:
             "step": float(self.step),
             "checked": int(self.checked),
             "missed": int(self.missed),
+            "review_below": None if self.review_below is None else float(self.review_below),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if not isinstance(d, dict):
             raise CalibrationError(f"a calibration must be a dict, got {type(d).__name__}")
-        if d.get("version") not in (1, 2, FORMAT_VERSION):
+        if d.get("version") not in (1, 2, 3, FORMAT_VERSION):
             raise CalibrationError(
                 f"calibration version {d.get('version')!r} is not supported (expected {FORMAT_VERSION})"
             )
@@ -141,6 +146,7 @@ class Calibration:
                 step=float(d.get("step", 0.0)),
                 checked=int(d.get("checked", 0)),
                 missed=int(d.get("missed", 0)),
+                review_below=None if d.get("review_below") is None else float(d["review_below"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc
@@ -149,6 +155,8 @@ class Calibration:
             raise CalibrationError(
                 f"calibration reliability counts are inconsistent: {cal.missed} missed of {cal.checked}"
             )
+        if cal.review_below is not None and not 0 < cal.review_below < 1:
+            raise CalibrationError(f"calibration review line {cal.review_below} is outside (0, 1)")
         return cal
 
 

@@ -5,19 +5,36 @@ which the scorer imports, so that the package has no import circle."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .calibration import PER_ITEM_MIN, Calibration, CalibrationError, grade_step, fit_pairs
+from .calibration import (
+    PER_ITEM_MIN, RELIABILITY_TOLERANCE, Calibration, CalibrationError, fit_pairs, grade_step,
+)
 from .embedding import EmbedFn, embed
-from .scorer import analyze, embedder_for, raw_score_of, suggestion_for
+from .gaming import NO_REVIEW_FLAGS
+from .scorer import REVIEW_BELOW, _rounded, analyze, embedder_for, raw_score_of, suggestion_for
 from .spec import ReflectionSpec
 
-__all__ = ["check_item", "fit_calibration", "fit_course", "graded_raws"]
+__all__ = ["Check", "check_item", "fit_calibration", "fit_course", "graded_raws", "review_line"]
 
 # Folds of the item reliability check (leave-one-out up to this many graded answers).
 CHECK_FOLDS = 10
+# The course's review line is the lowest of these at which the checks show, with
+# LINE_CONFIDENCE, that at most RELIABILITY_TOLERANCE of the suggestions go unreviewed and off
+# by half the points or more (and at every line above it).
+REVIEW_LINES = (0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4)
+LINE_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Check:
+    """A graded answer suggested as a new one would be, by a calibration fitted without it."""
+
+    confidence: float
+    flagged: bool   # sent to review by a flag, whatever its confidence
+    off: bool       # the suggestion on the grading step is off by half the points or more
 
 
 def graded_raws(
@@ -46,28 +63,63 @@ def check_item(
     fit: Callable[[list[int]], Calibration],
     embed_fn: EmbedFn = embed,
 ) -> tuple[int, int]:
-    """How reliable the item's suggestions are on its own graded answers: (checked, missed).
+    """How reliable the item's suggestions are on its own graded answers at the default review
+    line: (checked, missed). See `checks`; missed: off and not sent to review."""
+    return tally(checks(spec, graded, fit, embed_fn), REVIEW_BELOW)
 
-    Each graded answer is suggested as a new one would be, by a calibration fitted without it
-    (`fit(kept indices)`; at most CHECK_FOLDS folds, leave-one-out below that). Missed: the
-    suggestion is off by half the points or more and was not sent to review. The curve's own
+
+def checks(
+    spec: ReflectionSpec,
+    graded: Sequence[tuple[str, float]],
+    fit: Callable[[list[int]], Calibration],
+    embed_fn: EmbedFn = embed,
+) -> list[Check]:
+    """Each graded answer suggested as a new one would be, by a calibration fitted without it
+    (`fit(kept indices)`; at most CHECK_FOLDS folds, leave-one-out below that). The curve's own
     held-out error sees only the raw-score mapping; this sees the whole suggestion (references,
-    exemplars, routing), item by item.
-    """
+    exemplars, confidence), item by item. None with fewer than two graded answers."""
     n = len(graded)
     if n < 2:
-        return 0, 0
+        return []
     vec = embedder_for([answer for answer, _ in graded], spec, embed_fn=embed_fn)
     folds = np.arange(n) % min(n, CHECK_FOLDS)
-    missed = 0
+    found = []
     for fold in range(min(n, CHECK_FOLDS)):
         cal = fit([i for i in range(n) if folds[i] != fold])
         for i in np.flatnonzero(folds == fold):
             answer, points = graded[i]
             own = _own_spec(spec, answer)
             s = suggestion_for(analyze(answer, own, vec), own, cal, vec)
-            missed += not s.needs_review and abs(s.points - points) >= spec.points / 2 - 1e-9
-    return n, int(missed)
+            sure = _rounded(s.share_before_caps, spec.points, cal.step)   # its points if not reviewed
+            found.append(Check(
+                confidence=s.confidence,
+                flagged=any(f not in NO_REVIEW_FLAGS for f in s.flags),
+                off=abs(sure - points) >= spec.points / 2 - 1e-9,
+            ))
+    return found
+
+
+def tally(found: Sequence[Check], line: float) -> tuple[int, int]:
+    """(checked, missed): missed are off and would not be reviewed at this line."""
+    return len(found), sum(c.off and not c.flagged and c.confidence >= line for c in found)
+
+
+def review_line(found: Sequence[Check]) -> float | None:
+    """The course's review line from its checks: the lowest of REVIEW_LINES at which (and at
+    every line above it) the share of suggestions off and unreviewed is at most
+    RELIABILITY_TOLERANCE, with LINE_CONFIDENCE (Clopper-Pearson upper bound). None (the
+    default line) when not even the highest line is shown that safe: too few graded answers,
+    about 60 at the least. It lowers the line where the teacher's grades show the suggestions
+    are right, and raises it where they are not."""
+    from scipy.stats import beta
+
+    n, line = len(found), None
+    for candidate in REVIEW_LINES:
+        _, missed = tally(found, candidate)
+        if n == 0 or beta.ppf(LINE_CONFIDENCE, missed + 1, n - missed) > RELIABILITY_TOLERANCE:
+            break
+        line = candidate
+    return line
 
 
 def fit_calibration(
@@ -84,8 +136,7 @@ def fit_calibration(
         fold = fit_pairs([pairs[i] for i in keep], spec.id, prior, [exemplars[i] for i in keep])
         return replace(fold, step=cal.step)
 
-    cal.checked, cal.missed = check_item(spec, graded, fit_without, embed_fn)
-    return cal
+    return _with_checks({spec.id: cal}, {spec.id: checks(spec, graded, fit_without, embed_fn)})[spec.id]
 
 
 def fit_course(
@@ -102,7 +153,7 @@ def fit_course(
             _check_graded(spec, graded, need_spread=False, minimum=1)
             raws[spec.id] = graded_raws(spec, graded, embed_fn)
     pooled = [p for pairs in raws.values() for p in pairs]
-    out = {}
+    out, found = {}, {}
     for spec, graded in items:
         if not pooled:
             break
@@ -119,9 +170,18 @@ def fit_course(
             )
             return replace(fold, step=cal.step)
 
-        cal.checked, cal.missed = check_item(spec, graded, fit_without, embed_fn)
+        found[spec.id] = checks(spec, graded, fit_without, embed_fn)
         out[spec.id] = cal
-    return out
+    return _with_checks(out, found)
+
+
+def _with_checks(cals: dict[str, Calibration], found: dict[str, list[Check]]) -> dict[str, Calibration]:
+    """One review line for the course from all its items' checks; each item's record at it."""
+    line = review_line([c for item in found.values() for c in item])
+    for spec_id, cal in cals.items():
+        cal.review_below = line
+        cal.checked, cal.missed = tally(found[spec_id], REVIEW_BELOW if line is None else line)
+    return cals
 
 
 def _item_calibration(
