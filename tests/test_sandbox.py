@@ -342,10 +342,14 @@ def test_fork_bomb_is_stopped(workdir, sandboxed):
 @needs_root  # unbounded: only safe with the kernel task cap, which needs the per-run uid
 def test_shell_fork_bomb_is_contained(workdir):
     marker = f"marker-{uuid.uuid4()}"
-    limits = Limits(wall_seconds=30, max_processes=64)
+    limits = Limits(wall_seconds=8, max_processes=64)
     out = run_sandboxed(["sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 30", marker], SandboxSpec(workdir=workdir),
                         limits)
-    assert out.killed_reason == "processes"
+    # A poll that sees more than 64 processes kills the tree. A shell bomb's wave can also hit the
+    # kernel task cap and burn itself out between two polls (0.1 s; about one run in three here):
+    # then only the sleep is left, and the wall clock ends it. Either way the bomb was contained.
+    # The watchdog's own kill is tested deterministically by the Python bomb above.
+    assert out.killed_reason in ("processes", "timeout"), out
     assert out.wall_seconds < 10
     assert wait_gone(marker, timeout=10) == []   # sh's forks keep its argv, the marker with it
 
