@@ -237,10 +237,10 @@ def cmd_calibrate(args) -> int:
         state = (("its own curve" if n >= PER_ITEM_MIN else "the assignment's pooled curve") if enough
                  else f"kept as it was (needs at least {MIN_GRADED} graded answers in the assignment)")
         _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration: {state}")
-    lines = {d.get("review_below") for d in read_calibrations(rubric)[0].values()}
+    lines = {d.get("review_below") for d in read_calibrations(rubric)[0].values() if d.get("checked")}
     if enough and lines and None not in lines:
-        _log(f"review line: {lines.pop():.2f} (the default is {REVIEW_BELOW}), set from the hand-graded answers, "
-             "each suggested without its own grade")
+        _log(f"review line: {lines.pop():.2f} for the items with hand-graded answers (the default is {REVIEW_BELOW}), "
+             "set from those answers, each suggested without its own grade")
     elif enough:
         _log(f"review line: the default {REVIEW_BELOW} (about 60 hand-graded answers are needed to set one)")
     _log(f"calibrations: {calibration_path(rubric)}")

@@ -672,3 +672,14 @@ def test_a_suggestion_is_routed_by_its_courses_review_line(specs, calibration):
         Calibration.from_dict(stored | {"review_below": 1.5})
     # a small course's checks cannot set a line: the default
     assert all(c.review_below is None for c in fit_course([(spec, GRADED)]).values())
+
+
+def test_the_review_line_is_set_for_the_items_it_was_checked_on(specs):
+    """Sixty checked answers can show a line; it goes to the item they came from, and an item
+    nobody graded keeps the default (its suggestions have no graded neighbours)."""
+    from autograder.reflection.fitting import REVIEW_LINES
+
+    cals = fit_course([(specs["cnn"], GRADED * 10), (specs["lr"], [])])
+    checked, fresh = cals["reflection_cnn_vs_fc"], cals["reflection_learning_rate"]
+    assert checked.checked == 60 and checked.review_below in REVIEW_LINES
+    assert fresh.review_below is None and (fresh.checked, fresh.missed) == (0, 0)

@@ -416,6 +416,7 @@ def test_calibrate_fits_the_suggestions_to_grades_given_in_the_gradebook(demo_ru
     from autograder.grading import record
     from autograder.grading.calibrate import load_calibrations, read_calibrations
     from autograder.reflection import suggest
+    from autograder.reflection.calibration import FORMAT_VERSION
     from autograder.reflection.text import answer_text
 
     from .conftest import course_copy
@@ -450,8 +451,8 @@ def test_calibrate_fits_the_suggestions_to_grades_given_in_the_gradebook(demo_ru
 
     stored, _ = read_calibrations(rubric)
     assert set(stored) == set(QUESTIONS)
-    assert all(d["version"] == 3 and d["n_graded"] == d["checked"] == len(teacher) for q, d in stored.items()
-               if q != "xray_triage")
+    assert all(d["version"] == FORMAT_VERSION and d["n_graded"] == d["checked"] == len(teacher)
+               for q, d in stored.items() if q != "xray_triage")
     assert stored["xray_triage"]["n_graded"] == 0 and stored["xray_triage"]["knots_y"][-1] > 0
     calibrations = load_calibrations(stored)
     answers = {r.student: {p.id: answer_text(p.details.get("answer", "")) for p in r.parts}

@@ -176,11 +176,13 @@ def fit_course(
 
 
 def _with_checks(cals: dict[str, Calibration], found: dict[str, list[Check]]) -> dict[str, Calibration]:
-    """One review line for the course from all its items' checks; each item's record at it."""
+    """One review line for the course from all its items' checks, for the items checked; each
+    item's record at its line. An item without graded answers of its own keeps the default: its
+    suggestions have no graded neighbours, unlike the checks the line came from."""
     line = review_line([c for item in found.values() for c in item])
     for spec_id, cal in cals.items():
-        cal.review_below = line
-        cal.checked, cal.missed = tally(found[spec_id], REVIEW_BELOW if line is None else line)
+        cal.review_below = line if found[spec_id] else None
+        cal.checked, cal.missed = tally(found[spec_id], REVIEW_BELOW if cal.review_below is None else line)
     return cals
 
 
