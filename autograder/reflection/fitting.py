@@ -14,7 +14,7 @@ from .calibration import (
 )
 from .embedding import EmbedFn, embed
 from .gaming import NO_REVIEW_FLAGS
-from .scorer import REVIEW_BELOW, _rounded, analyze, embedder_for, raw_score_of, suggestion_for
+from .scorer import REVIEW_BELOW, analyze, embedder_for, raw_score_of, rounded_points, suggestion_for
 from .spec import ReflectionSpec
 
 __all__ = ["Check", "check_item", "fit_calibration", "fit_course", "graded_raws", "review_line"]
@@ -77,7 +77,7 @@ def checks(
     """Each graded answer suggested as a new one would be, by a calibration fitted without it
     (`fit(kept indices)`; at most CHECK_FOLDS folds, leave-one-out below that). The curve's own
     held-out error sees only the raw-score mapping; this sees the whole suggestion (references,
-    exemplars, confidence), item by item. None with fewer than two graded answers."""
+    exemplars, confidence), item by item. Empty with fewer than two graded answers."""
     n = len(graded)
     if n < 2:
         return []
@@ -90,7 +90,7 @@ def checks(
             answer, points = graded[i]
             own = _own_spec(spec, answer)
             s = suggestion_for(analyze(answer, own, vec), own, cal, vec)
-            sure = _rounded(s.share_before_caps, spec.points, cal.step)   # its points if not reviewed
+            sure = rounded_points(s.share_before_caps, spec.points, cal.step)   # its points if not reviewed
             found.append(Check(
                 confidence=s.confidence,
                 flagged=any(f not in NO_REVIEW_FLAGS for f in s.flags),

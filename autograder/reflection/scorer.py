@@ -380,7 +380,7 @@ def suggestion_for(
     return Suggestion(
         # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
         # quarter points, the best single guess between two grades.
-        points=_rounded(share, spec.points, 0.0 if routed else calibration.step),
+        points=rounded_points(share, spec.points, 0.0 if routed else calibration.step),
         max_points=spec.points,
         confidence=round(confidence, 3),
         needs_review=routed,
@@ -394,7 +394,7 @@ def suggestion_for(
     )
 
 
-def _rounded(share: float, points: float, step: float) -> float:
+def rounded_points(share: float, points: float, step: float) -> float:
     """Points on the grading step the teacher used (quarter points when unknown): a
     suggestion, not a verdict."""
     if step > 0:
