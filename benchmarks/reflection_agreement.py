@@ -75,6 +75,7 @@ from autograder.reflection.scorer import (  # noqa: E402
     REVIEW_BELOW,
     analysis_texts,
     analyze,
+    item_spec,
     raw_score,
     suggestion_for,
 )
@@ -394,8 +395,9 @@ def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[
 
 def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_reference: bool = False) -> dict[str, float]:
     """k graded answers per item as its only references and calibration; suggest the rest.
-    own_reference: the item keeps its own reference answer and the k graded answers are only
-    its calibration (what `autograder calibrate` does with grades given in formgrader)."""
+    own_reference: the item keeps its own reference answer; the k graded answers are its
+    calibration, and those with full points join its references (what `autograder calibrate`
+    does with grades given in formgrader)."""
     rng = np.random.default_rng(seed)
     items, held = [], []
     for q in questions:
@@ -413,9 +415,11 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_ref
     points, labels, routed, means, conf, shares, flagged = [], [], [], [], [], [], []
     for spec, rest, mean_k in held:
         cal = calibrations[spec.id]
-        embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, spec)] + [a for a, _ in cal.exemplars])
+        seen = item_spec(spec, cal)   # with the graded answers that got full points, as `suggest` reads it
+        embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, seen)] + [a for a, _ in cal.exemplars])
         for _, text, ok in rest:
-            s = suggestion_for(analyze(text, spec, embedder), spec, cal, embedder)
+            own = item_spec(spec, cal, text)
+            s = suggestion_for(analyze(text, own, embedder), own, cal, embedder)
             points.append(s.points)
             labels.append(float(ok))
             routed.append(s.needs_review)
@@ -631,7 +635,8 @@ def main() -> int:
         print(f"    {line:.2f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW, the default" if abs(line - REVIEW_BELOW) < 1e-9 else ""))
     own = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed, own_reference=True) for seed in range(args.draws)]
     own_fs = {key: float(np.mean([d[key] for d in own])) for key in ("exact_unrouted", "off_half_unrouted", "rmse")}
-    print(f"  the item's own reference kept, the k graded answers only calibrate it (the `calibrate` workflow): "
+    print(f"  the item's own reference kept, the k graded answers calibrate it and those with full points join "
+          f"its references (the `calibrate` workflow): "
           f"equal and not routed {own_fs['exact_unrouted']:.1%}; off and not routed {own_fs['off_half_unrouted']:.1%}; "
           f"RMSE {own_fs['rmse']:.3f}; by draw " + ", ".join(
               f"{d['exact_unrouted']:.1%} / {d['off_half_unrouted']:.1%} at line "

@@ -683,3 +683,34 @@ def test_the_review_line_is_set_for_the_items_it_was_checked_on(specs):
     checked, fresh = cals["reflection_cnn_vs_fc"], cals["reflection_learning_rate"]
     assert checked.checked == 60 and checked.review_below in REVIEW_LINES
     assert fresh.review_below is None and (fresh.checked, fresh.missed) == (0, 0)
+
+
+def test_graded_answers_with_full_points_join_the_references():
+    """What the teacher gave full points is a correct answer in the students' words: the
+    calibration keeps it (at most GRADED_REFERENCES_MAX), and a new answer worded like it finds
+    more evidence than against the terse reference alone. Scored again, a graded answer is not
+    its own reference (no reference_copy flag)."""
+    from dataclasses import replace
+
+    from autograder.reflection.calibration import GRADED_REFERENCES_MAX
+
+    spec = spec_from_dict({
+        "id": "cnn_params", "points": 2,
+        "question": "Why does a convolutional layer need fewer parameters than a dense layer on an image?",
+        "reference_answers": ["Small filters whose weights are shared across all positions."],
+    })
+    full = ("Every kernel only spans a few pixels, and the very same kernel values are slid over the whole "
+            "picture and reused at every location, so the layer only has to learn a handful of numbers.")
+    graded = [(full, 2.0), ("Because it uses ReLU and pooling, which are faster.", 0.0),
+              ("Convolutions are newer and GPUs run them quickly.", 0.0), ("", 0.0)]
+    cal = fit_course([(spec, graded)])["cnn_params"]
+    assert cal.references == [full]
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))).references == [full]
+    new = ("A kernel covers just a few pixels and its values are reused at every location of the picture, "
+           "so only a handful of numbers has to be learned.")
+    with_refs, without = suggest(new, spec, cal), suggest(new, spec, replace(cal, references=[]))
+    assert with_refs.raw > without.raw
+    again = suggest(full, spec, cal)
+    assert "reference_copy" not in again.flags
+    many = fit_course([(spec, [(f"{full} Reason {i}.", 2.0) for i in range(15)] + graded[1:])])["cnn_params"]
+    assert len(many.references) == GRADED_REFERENCES_MAX

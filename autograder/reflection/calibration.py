@@ -27,7 +27,8 @@ __all__ = [
     "fit_pairs",
 ]
 
-# 3: item reliability counts (checked, missed); 4: the course's review line; 1-3 still load
+# 3: item reliability counts (checked, missed); 4: the course's review line and the graded
+# answers that joined the references; 1-3 still load
 FORMAT_VERSION = 4
 # An answer this similar to a hand-graded one is pulled halfway toward its grade.
 EXEMPLAR_COSINE_MIN = 0.92
@@ -41,6 +42,7 @@ PER_ITEM_MIN = 8
 PRIOR_WEIGHT = 4.0
 # Bounded stored state: exemplars per item (spread over the grades), residuals per curve.
 MAX_EXEMPLARS = 40
+GRADED_REFERENCES_MAX = 10
 MAX_RESIDUALS = 200
 # Calibration error assumed where no graded answer lies near a raw score (share of points).
 PRIOR_ERROR = 0.2
@@ -81,6 +83,9 @@ class Calibration:
     # The confidence below which a suggestion goes to review, set for the course from its
     # graded answers (fitting.review_line); None: the scorer's default.
     review_below: float | None = None
+    # Hand-graded answers that got full points: correct answers in the students' own words,
+    # which join the item's reference answers (at most GRADED_REFERENCES_MAX).
+    references: list[str] = field(default_factory=list)
 
     def apply(self, raw: float) -> float:
         """The share of points (0..1) for a raw score; 0 for no evidence at all."""
@@ -124,6 +129,7 @@ class Calibration:
             "checked": int(self.checked),
             "missed": int(self.missed),
             "review_below": None if self.review_below is None else float(self.review_below),
+            "references": list(self.references),
         }
 
     @classmethod
@@ -147,6 +153,7 @@ class Calibration:
                 checked=int(d.get("checked", 0)),
                 missed=int(d.get("missed", 0)),
                 review_below=None if d.get("review_below") is None else float(d["review_below"]),
+                references=[str(t) for t in d.get("references", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc

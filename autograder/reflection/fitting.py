@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .calibration import (
-    PER_ITEM_MIN, RELIABILITY_TOLERANCE, Calibration, CalibrationError, fit_pairs, grade_step,
+    GRADED_REFERENCES_MAX, PER_ITEM_MIN, RELIABILITY_TOLERANCE, Calibration, CalibrationError, fit_pairs,
+    grade_step,
 )
 from .embedding import EmbedFn, embed
 from .gaming import NO_REVIEW_FLAGS
@@ -128,9 +129,12 @@ def fit_calibration(
 ) -> Calibration:
     """Fit the raw-score -> points map from hand-graded (answer, points) pairs of one item."""
     _check_graded(spec, graded, need_spread=not prior)
+    references = graded_references(spec, graded)
+    spec = spec.with_references(references)
     pairs = graded_raws(spec, graded, embed_fn)
     exemplars = [(answer, points / spec.points) for answer, points in graded]
     cal = fit_pairs(pairs, spec.id, prior, exemplars)
+    cal.references = references
 
     def fit_without(keep: list[int]) -> Calibration:
         fold = fit_pairs([pairs[i] for i in keep], spec.id, prior, [exemplars[i] for i in keep])
@@ -147,16 +151,18 @@ def fit_course(
     Every item gets one: the pooled curve of all items, refined by the item's own answers when
     it has PER_ITEM_MIN of them. An empty dict when no item has a graded answer.
     """
-    raws = {}
+    raws, references = {}, {}
     for spec, graded in items:
         if graded:
             _check_graded(spec, graded, need_spread=False, minimum=1)
-            raws[spec.id] = graded_raws(spec, graded, embed_fn)
+            references[spec.id] = graded_references(spec, graded)
+            raws[spec.id] = graded_raws(spec.with_references(references[spec.id]), graded, embed_fn)
     pooled = [p for pairs in raws.values() for p in pairs]
     out, found = {}, {}
     for spec, graded in items:
         if not pooled:
             break
+        spec = spec.with_references(references.get(spec.id, []))
         own = raws.get(spec.id, [])
         others = [p for sid, pairs in raws.items() if sid != spec.id for p in pairs]
         exemplars = [(a, pts / spec.points) for a, pts in graded]
@@ -170,9 +176,18 @@ def fit_course(
             )
             return replace(fold, step=cal.step)
 
+        cal.references = references.get(spec.id, [])
         found[spec.id] = checks(spec, graded, fit_without, embed_fn)
         out[spec.id] = cal
     return _with_checks(out, found)
+
+
+def graded_references(spec: ReflectionSpec, graded: Sequence[tuple[str, float]]) -> list[str]:
+    """Graded answers that got full points, in order (at most GRADED_REFERENCES_MAX): correct
+    answers in the students' words, which join the item's reference answers. Each graded
+    answer is still scored without itself (`_own_spec`)."""
+    full = (a for a, points in graded if a.strip() and points >= spec.points - 1e-9)
+    return list(dict.fromkeys(full))[:GRADED_REFERENCES_MAX]
 
 
 def _with_checks(cals: dict[str, Calibration], found: dict[str, list[Check]]) -> dict[str, Calibration]:

@@ -333,8 +333,15 @@ def suggest(
         raise ValueError(
             f"calibration was fitted for {calibration.spec_id!r}, not for {spec.id!r}"
         )
+    spec = item_spec(spec, calibration, answer)
     vec = embedder_for([answer], spec, calibration, embed_fn)
     return suggestion_for(analyze(answer, spec, vec), spec, calibration, vec)
+
+
+def item_spec(spec: ReflectionSpec, calibration: Calibration | None, answer: str = "") -> ReflectionSpec:
+    """The item as suggestions read it: its reference answers and the hand-graded answers that
+    got full points (`Calibration.references`), except the answer being scored itself."""
+    return spec.with_references(calibration.references if calibration is not None else [], answer)
 
 
 def suggestion_for(
@@ -409,7 +416,7 @@ def suggest_many(
     embed_fn: EmbedFn = embed,
 ) -> dict[str, Suggestion]:
     """suggest() for many students' answers to one item, embedding everything in one batch."""
-    vec = embedder_for(answers.values(), spec, calibration, embed_fn)
+    vec = embedder_for(answers.values(), item_spec(spec, calibration), calibration, embed_fn)
     return {sid: suggest(a, spec, calibration, vec) for sid, a in answers.items()}
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = [
@@ -59,6 +60,16 @@ class ReflectionSpec:
     @property
     def derived_criteria(self) -> bool:
         return bool(self.criteria) and self.criteria[0].name.startswith(DERIVED_PREFIX)
+
+    def with_references(self, extra: Sequence[str], leave_out: str = "") -> ReflectionSpec:
+        """The item with more reference answers (not `leave_out`, the answer being scored: it
+        would be its own reference); derived criteria are derived again from them all."""
+        known = {r.strip() for r in self.reference_answers} | {leave_out.strip()}
+        added = tuple(dict.fromkeys(r for r in extra if r.strip() and r.strip() not in known))
+        if not added:
+            return self
+        return replace(self, reference_answers=self.reference_answers + added,
+                       criteria=() if self.derived_criteria else self.criteria)
 
 
 DERIVED_PREFIX = "reference_point_"
