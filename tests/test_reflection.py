@@ -706,6 +706,8 @@ def test_graded_answers_with_full_points_join_the_references():
     cal = fit_course([(spec, graded)])["cnn_params"]
     assert cal.references == [full]
     assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))).references == [full]
+    with pytest.raises(CalibrationError, match="references must be a list of strings"):
+        Calibration.from_dict(cal.to_dict() | {"references": full})
     new = ("A kernel covers just a few pixels and its values are reused at every location of the picture, "
            "so only a handful of numbers has to be learned.")
     with_refs, without = suggest(new, spec, cal), suggest(new, spec, replace(cal, references=[]))

@@ -95,6 +95,29 @@ def test_read_only_gradebook_is_found_before_any_submission_runs(graded):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("broken, words", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"reflection": {"version": 99}}), "part 'reflection': calibration version 99"),
+    (json.dumps({"reflection": {"version": 4, "knots_x": [0, 1], "knots_y": [0, 1], "references": "a text"}}),
+     "references must be a list of strings"),
+])
+def test_a_broken_calibration_file_is_refused_before_anything_runs(graded, broken, words):
+    """Not a failure of every task: one message naming the file, the part and the fix."""
+    course, _ = graded
+    path = course.rubric_dir / f"{A}.calibration.json"
+    counts = _attempt_counts(course)
+    path.write_text(broken)
+    try:
+        with pytest.raises(PreflightError) as refused:
+            grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, force=True, log=_quiet)
+    finally:
+        path.unlink()
+    message = str(refused.value)
+    assert str(path) in message and words in message and f"autograder calibrate {A}" in message
+    assert _nothing_ran(course, counts)
+
+
+@pytest.mark.slow
 def test_rubric_naming_a_cell_the_notebook_lacks_is_refused(graded, tmp_path):
     course, _ = graded
     rubric = course.rubric_dir / f"{A}.yaml"

@@ -34,7 +34,35 @@ def read_calibrations(rubric: Rubric) -> tuple[dict, str]:
         data = path.read_bytes() if path else None
     except FileNotFoundError:
         data = None
-    return (json.loads(data) if data is not None else {}), bytes_digest(data)
+    if data is None:
+        return {}, bytes_digest(data)
+    stored = check_calibrations(path, data, rubric)
+    return stored, bytes_digest(data)
+
+
+def check_calibrations(path: Path, data: bytes, rubric: Rubric) -> dict:
+    """The stored calibrations, or PreflightError naming the file, the part and the fix: a
+    broken file must stop the batch before any student code runs, not fail every task."""
+    from ..reflection import CalibrationError
+    from .preflight import PreflightError
+
+    def refuse(problem: str) -> PreflightError:
+        return PreflightError(
+            f"nothing was graded: 1 problem(s) to fix first\n  - {path}: {problem}; run `autograder calibrate "
+            f"{rubric.assignment}` again, or delete the file to suggest written-answer scores without it")
+
+    try:
+        stored = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise refuse(f"not valid JSON ({exc})") from None
+    if not isinstance(stored, dict):
+        raise refuse("must be a JSON object of {part id: calibration}")
+    for part_id, d in stored.items():   # a part the rubric no longer has is never read: harmless
+        try:
+            load_calibrations({part_id: d})
+        except CalibrationError as exc:
+            raise refuse(f"part {part_id!r}: {exc}") from None
+    return stored
 
 
 def load_calibrations(stored: dict) -> dict:
@@ -75,7 +103,13 @@ def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
     """
     from ..reflection import fit_course
 
-    fitted, counts, items = load_calibrations(read_calibrations(rubric)[0]), {}, []
+    from .preflight import PreflightError
+
+    try:
+        kept = read_calibrations(rubric)[0]
+    except PreflightError:   # a broken file is replaced by what is fitted now
+        kept = {}
+    fitted, counts, items = load_calibrations(kept), {}, []
     for part in rubric.of_kind("reflection"):
         spec = reflection_spec(part)
         graded = hand_graded(course, rubric, part.id) if spec else []

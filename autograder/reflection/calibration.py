@@ -153,7 +153,7 @@ class Calibration:
                 checked=int(d.get("checked", 0)),
                 missed=int(d.get("missed", 0)),
                 review_below=None if d.get("review_below") is None else float(d["review_below"]),
-                references=[str(t) for t in d.get("references", [])],
+                references=_strings(d.get("references", []), "references"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration dict: {exc!r}") from exc
@@ -165,6 +165,12 @@ class Calibration:
         if cal.review_below is not None and not 0 < cal.review_below < 1:
             raise CalibrationError(f"calibration review line {cal.review_below} is outside (0, 1)")
         return cal
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a list of strings, got {value!r:.60}")
+    return list(value)
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
