@@ -342,7 +342,7 @@ def test_fork_bomb_is_stopped(workdir, sandboxed):
 @needs_root  # unbounded: only safe with the kernel task cap, which needs the per-run uid
 def test_shell_fork_bomb_is_contained(workdir):
     marker = f"marker-{uuid.uuid4()}"
-    limits = Limits(wall_seconds=8, max_processes=64)
+    limits = Limits(wall_seconds=4, max_processes=64)
     out = run_sandboxed(["sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 30", marker], SandboxSpec(workdir=workdir),
                         limits)
     # A poll that sees more than 64 processes kills the tree. A shell bomb's wave can also hit the
