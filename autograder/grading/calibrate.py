@@ -44,12 +44,11 @@ def check_calibrations(path: Path, data: bytes, rubric: Rubric) -> dict:
     """The stored calibrations, or PreflightError naming the file, the part and the fix: a
     broken file must stop the batch before any student code runs, not fail every task."""
     from ..reflection import CalibrationError
-    from .preflight import PreflightError
+    from .preflight import PreflightError, refused
 
     def refuse(problem: str) -> PreflightError:
-        return PreflightError(
-            f"nothing was graded: 1 problem(s) to fix first\n  - {path}: {problem}; run `autograder calibrate "
-            f"{rubric.assignment}` again, or delete the file to suggest written-answer scores without it")
+        return refused([f"{path}: {problem}; run `autograder calibrate {rubric.assignment}` again, or delete "
+                        "the file to suggest written-answer scores without it"])
 
     try:
         stored = json.loads(data)

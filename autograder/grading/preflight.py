@@ -89,8 +89,13 @@ def preflight(course: Course, rubric: Rubric, profile: str, scheduler: str | Non
     if not scheduler:
         problems += check_data(course, rubric, profile)
     if problems:
-        raise PreflightError(f"nothing was graded: {len(problems)} problem(s) to fix first\n"
-                             + "\n".join(f"  - {p}" for p in problems))
+        raise refused(problems)
+
+
+def refused(problems: list[str]) -> PreflightError:
+    """Every problem found, each with its file and fix, in one refusal."""
+    return PreflightError(f"nothing was graded: {len(problems)} problem(s) to fix first\n"
+                          + "\n".join(f"  - {p}" for p in problems))
 
 
 def reference_failed(name: str, profile: str, status: str, message: str, where: Path) -> PreflightError:

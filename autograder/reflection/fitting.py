@@ -54,7 +54,7 @@ def _own_spec(spec: ReflectionSpec, answer: str) -> ReflectionSpec:
     """The item as a graded answer that is one of its references is scored: without itself."""
     others = tuple(r for r in spec.reference_answers if r.strip() != answer.strip())
     if others and len(others) < len(spec.reference_answers):
-        return replace(spec, reference_answers=others, criteria=() if spec.derived_criteria else spec.criteria)
+        return spec.with_reference_answers(others)
     return spec
 
 

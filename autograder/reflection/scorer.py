@@ -366,24 +366,25 @@ def suggestion_for(
     empty = "empty" in analysis.flags
     line = REVIEW_BELOW if calibration.review_below is None else calibration.review_below
     routed = any(f not in gaming.NO_REVIEW_FLAGS for f in analysis.flags)
-    if not routed and not empty and REVIEW_BELOW <= confidence < line:
+    unsure = not routed and not empty and confidence < line   # routed by confidence alone: say why
+    if unsure and confidence >= REVIEW_BELOW:
         reasons.append(
             f"sent to review below the review line {line:.2f} that calibration set from the hand-graded "
             "answers, each suggested without its own grade: at the default line too many that would not "
             "have been reviewed were off by half the points or more"
         )
-    if not routed and not empty and confidence < line <= confidence + penalty:
+    if unsure and line <= confidence + penalty:
         reasons.append(
             f"sent to review because of this item's record: {calibration.missed} of its {calibration.checked} "
             "hand-graded answers, each suggested without its own grade, got a suggestion off by half the "
             f"points or more that would not have been reviewed (confidence -{penalty:.2f})"
         )
-    if not routed and not empty and confidence < line and _outvoted(neighbours[2], before_caps, calibration):
+    if unsure and _outvoted(neighbours[2], before_caps, calibration):
         reasons.append(
             f"the {NEAREST_K} most similar hand-graded answers got {neighbours[2] * spec.points:.2g}/{spec.points:g} "
             f"on average, another grade than suggested (confidence -{NEAREST_DISAGREE_WEIGHT:.2f})"
         )
-    routed = routed or (confidence < line and not empty)
+    routed = routed or unsure
     return Suggestion(
         # A sure suggestion lands on the teacher's grading step; one sent to a human keeps
         # quarter points, the best single guess between two grades.

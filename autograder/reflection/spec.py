@@ -66,10 +66,11 @@ class ReflectionSpec:
         would be its own reference); derived criteria are derived again from them all."""
         known = {r.strip() for r in self.reference_answers} | {leave_out.strip()}
         added = tuple(dict.fromkeys(r for r in extra if r.strip() and r.strip() not in known))
-        if not added:
-            return self
-        return replace(self, reference_answers=self.reference_answers + added,
-                       criteria=() if self.derived_criteria else self.criteria)
+        return self.with_reference_answers(self.reference_answers + added) if added else self
+
+    def with_reference_answers(self, references: tuple[str, ...]) -> ReflectionSpec:
+        """The item with these reference answers; derived criteria are derived again from them."""
+        return replace(self, reference_answers=references, criteria=() if self.derived_criteria else self.criteria)
 
 
 DERIVED_PREFIX = "reference_point_"
