@@ -637,7 +637,7 @@ def test_a_suggestion_its_nearest_graded_answers_outvote_loses_confidence(specs,
 def test_the_course_review_line_follows_what_its_checks_show():
     """review_line: the lowest line at which (and above which) the checks show, with 95 %
     confidence, at most 5 % of suggestions off and unreviewed; None with too few checks."""
-    from autograder.reflection.fitting import Check, review_line
+    from autograder.reflection.fitting import REVIEW_LINES, Check, review_line
 
     right = [Check(confidence=0.5, flagged=False, off=False)] * 200
     assert review_line(right) == 0.4   # the lowest line offered
@@ -647,6 +647,9 @@ def test_the_course_review_line_follows_what_its_checks_show():
     assert review_line(shaky) == 0.7
     # the same misses flagged go to review anyway, and do not move the line
     assert review_line(right + [Check(confidence=0.65, flagged=True, off=True)] * 30) == 0.4
+    # misses that look sure everywhere: no line is safe, and the strictest stands (not the default)
+    assert review_line(right + [Check(confidence=0.99, flagged=False, off=True)] * 30) == max(REVIEW_LINES)
+    assert review_line(right[:58]) is None and review_line(right[:59]) == 0.4   # 59 checks can show it
 
 
 def test_a_suggestion_is_routed_by_its_courses_review_line(specs, calibration):
