@@ -473,7 +473,6 @@ def cohort(source_nb, release_nb, t: Targets) -> dict[str, object]:
                                         "time.sleep(60)"),
         "memory_hog": insert(stop, None, "import torch\nhog = []\nwhile True:\n"
                                          "    hog.append(torch.ones(2**26))  # 256 MiB at a time, touched"),
-        "endless_loop": insert(stop, "lenet5", "while True:\n    pass"),
         "writes_outside": insert(stop, None, _writes(t) + report("WRITES")),
         "huge_output": insert(insert(stop, None, "import os\n"
                                      "for _ in range(100):\n    print('x' * 1_000_000)  # 100 MB into the notebook\n"

@@ -114,7 +114,7 @@ def _graded(cohorts: dict, name: str):
 def demo_run(graded_cohorts):
     """The demo's graded run. tests/test_grading_e2e.py and the per-assignment tests assert on it.
     `.course`: the demo's course; `.run`: its DemoRun; `.submitted`: hashes of the submissions
-    before grading; `.log`: the demo's log lines."""
+    before grading; `.log`: the demo's log lines; `.left`: processes still running in its folder."""
     return _graded(graded_cohorts, "demo_run")
 
 
@@ -137,8 +137,10 @@ def _graded_demo(course, work: Path, client):
         if message.startswith("2/3 grade"):  # the submissions exist now: remember them
             before.update(tree_hashes(work / "w" / "submitted"))
 
+    from .adversarial_cohort import leftovers
+
     graded_course, run = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log, client=client)
-    return SimpleNamespace(course=graded_course, run=run, submitted=before, log=lines)
+    return SimpleNamespace(course=graded_course, run=run, submitted=before, log=lines, left=leftovers(work))
 
 
 def automatic_shortfalls(result) -> list[str]:

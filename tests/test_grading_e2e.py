@@ -40,6 +40,14 @@ def test_every_submission_has_a_record_with_the_right_status(demo):
     assert "limit" in by["dave_endless"].message
 
 
+def test_a_notebook_stopped_at_its_limit_leaves_nothing_running(demo_run):
+    """dave_endless spins in a sandboxed cell until the per-cell limit (the adversarial cohort's
+    own endless loop was the same attack, graded twice): the kernel and everything it started
+    are gone after the batch."""
+    assert demo_run.run.results("lenet5_mnist")["dave_endless"].status == "timeout"
+    assert demo_run.left == []
+
+
 def test_reference_gets_full_automatic_marks_and_weaker_fewer(demo):
     _, _, by, _ = demo
     alice, bob = parts(by["alice_reference"]), parts(by["bob_weaker"])
