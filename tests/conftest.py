@@ -129,6 +129,8 @@ def _graded_demo(course, work: Path, client):
 
     from autograder.demo import run_demo
 
+    from .adversarial_cohort import leftovers
+
     work.chmod(0o755)
     before, lines = {}, []
 
@@ -136,8 +138,6 @@ def _graded_demo(course, work: Path, client):
         lines.append(message)
         if message.startswith("2/3 grade"):  # the submissions exist now: remember them
             before.update(tree_hashes(work / "w" / "submitted"))
-
-    from .adversarial_cohort import leftovers
 
     graded_course, run = run_demo(course, work / "w", sandboxed=SANDBOXED, log=log, client=client)
     return SimpleNamespace(course=graded_course, run=run, submitted=before, log=lines, left=leftovers(work))

@@ -34,9 +34,7 @@ def read_calibrations(rubric: Rubric) -> tuple[dict, str]:
         data = path.read_bytes() if path else None
     except FileNotFoundError:
         data = None
-    if data is None:
-        return {}, bytes_digest(data)
-    stored = check_calibrations(path, data, rubric)
+    stored = check_calibrations(path, data, rubric) if data is not None else {}
     return stored, bytes_digest(data)
 
 
