@@ -224,11 +224,11 @@ def cmd_calibrate(args) -> int:
     name = course.check_assignment(args.assignment)
     rubric = load_rubric(course.rubric_dir / f"{name}.yaml", name)
     from .reflection import CalibrationError
-    from .reflection.calibration import PER_ITEM_MIN
+    from .reflection.calibration import PER_ITEM_MIN, READING_KEY
     from .reflection.scorer import REVIEW_BELOW
 
     try:
-        counts = calibrate(course, rubric)
+        counts = calibrate(course, rubric, learn_reading=not args.no_reading, log=_log)
     except CalibrationError as exc:
         _log(f"calibration not fitted: {exc}")
         return 1
@@ -237,7 +237,12 @@ def cmd_calibrate(args) -> int:
         state = (("its own curve" if n >= PER_ITEM_MIN else "the assignment's pooled curve") if enough
                  else f"kept as it was (needs at least {MIN_GRADED} graded answers in the assignment)")
         _log(f"{part_id}: {n} hand-graded answer(s) in the gradebook; calibration: {state}")
-    lines = {d.get("review_below") for d in read_calibrations(rubric)[0].values() if d.get("checked")}
+    stored = read_calibrations(rubric)[0]
+    reading = stored.get(READING_KEY)
+    if enough and reading:
+        _log(f"reading: learned from {reading['pairs']} pairs of texts from the graded answers; suggestions read "
+             "answers with it")
+    lines = {d.get("review_below") for d in stored.values() if d.get("checked")}
     if enough and lines and None not in lines:
         _log(f"review line: {lines.pop():.2f} for the items with hand-graded answers (the default is {REVIEW_BELOW}), "
              "set from those answers, each suggested without its own grade")
@@ -349,6 +354,9 @@ def parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="fit the written-answer scorer from scores given in formgrader")
     cal.add_argument("assignment")
+    cal.add_argument("--no-reading", action="store_true",
+                     help="read answers with the embedding model as shipped: do not learn the course's reading "
+                          "from the graded answers (faster; suggestions agree less with your grades)")
     cal.set_defaults(func=cmd_calibrate)
 
     d = sub.add_parser("demo", help="everything above on the tiny profile in a fresh work folder, "

@@ -75,6 +75,7 @@ from autograder.reflection.scorer import (  # noqa: E402
     REVIEW_BELOW,
     analysis_texts,
     analyze,
+    course_embedder,
     item_spec,
     raw_score,
     suggestion_for,
@@ -393,11 +394,13 @@ def run_stress(test: dict[str, list[Question]], calibration, embedder) -> tuple[
 # ---------------------------------------------------------------- few-shot
 
 
-def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_reference: bool = False) -> dict[str, float]:
+def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_reference: bool = False,
+             reading: bool = True) -> dict[str, float]:
     """k graded answers per item as its only references and calibration; suggest the rest.
     own_reference: the item keeps its own reference answer; the k graded answers are its
     calibration, and those with full points join its references (what `autograder calibrate`
-    does with grades given in formgrader)."""
+    does with grades given in formgrader). reading: the course's reading is learned from the
+    k graded answers first, as `autograder calibrate` does by default."""
     rng = np.random.default_rng(seed)
     items, held = [], []
     for q in questions:
@@ -410,16 +413,21 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_ref
         spec = spec_for(q, ref_only=True, references=None if own_reference else correct or None)
         items.append((spec, [(t, float(ok)) for _, t, ok in graded]))
         held.append((spec, rest, np.mean([ok for _, _, ok in graded])))
-    embedder.prefetch([t for spec, graded in items for a, _ in graded for t in analysis_texts(a, spec)])
-    calibrations = fit_course(items, embedder)
+    if not reading:
+        embedder.prefetch([t for spec, graded in items for a, _ in graded for t in analysis_texts(a, spec)])
+    started = time.time()
+    calibrations = fit_course(items, embedder, learn_reading=reading, log=lambda m: print("   ", m, flush=True))
+    fit_s = time.time() - started
     points, labels, routed, means, conf, shares, flagged = [], [], [], [], [], [], []
     for spec, rest, mean_k in held:
         cal = calibrations[spec.id]
         seen = item_spec(spec, cal)   # with the graded answers that got full points, as `suggest` reads it
-        embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, seen)] + [a for a, _ in cal.exemplars])
+        read = course_embedder(embedder, cal)   # the course's reading when one was learned
+        if read is embedder:
+            embedder.prefetch([t for _, a, _ in rest for t in analysis_texts(a, seen)] + [a for a, _ in cal.exemplars])
         for _, text, ok in rest:
             own = item_spec(spec, cal, text)
-            s = suggestion_for(analyze(text, own, embedder), own, cal, embedder)
+            s = suggestion_for(analyze(text, own, read), own, cal, read)
             points.append(s.points)
             labels.append(float(ok))
             routed.append(s.needs_review)
@@ -451,6 +459,8 @@ def few_shot(questions: list[Question], k: int, embedder, seed: int = 0, own_ref
     off = (np.abs(points - labels) >= 0.5) & ~routed
     return {
         "line": cals[0].review_below,
+        "reading": cals[0].reading is not None,
+        "fit_s": fit_s,
         "items": len(items),
         "answers": len(labels),
         "exact_unrouted": float(exact.mean()),
@@ -510,6 +520,8 @@ def main() -> int:
     parser.add_argument("--subset", type=int, help="only this many questions per split (quick look)")
     parser.add_argument("--k", type=int, default=10, help="graded answers per item in the few-shot mode")
     parser.add_argument("--draws", type=int, default=3, help="draws of the k graded answers (the few-shot shares are their mean)")
+    parser.add_argument("--no-reading", action="store_true",
+                        help="few-shot mode without the course's reading (`autograder calibrate --no-reading`)")
     args = parser.parse_args()
     if not args.zip.is_file():
         print(f"SemEval-2013 Task 7 data not found at {args.zip}; skipping the benchmark.")
@@ -612,7 +624,7 @@ def main() -> int:
     out["stress_total"] = int(sum(s_total.values()))
 
     # one draw of the k graded answers moves the shares by several points: the mean of a few
-    draws = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed) for seed in range(args.draws)]
+    draws = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed, reading=not args.no_reading) for seed in range(args.draws)]
     fs = {key: float(np.mean([d[key] for d in draws]))
           for key in ("exact_unrouted", "off_half_unrouted", "routed", "rmse", "mean_rmse")}
     print(f"\nFew-shot, k={args.k} graded answers per item as its references and calibration "
@@ -622,7 +634,8 @@ def main() -> int:
         line = f"{d['line']:.2f} (set from the checks)" if d["line"] is not None else f"{REVIEW_BELOW} (default)"
         print(f"  draw {seed}: equal to the label and not routed {d['exact_unrouted']:.1%}; off by half or more "
               f"and not routed {d['off_half_unrouted']:.1%}; routed {d['routed']:.1%}; RMSE {d['rmse']:.3f} "
-              f"(mean of the k grades {d['mean_rmse']:.3f}); review line {line}")
+              f"(mean of the k grades {d['mean_rmse']:.3f}); review line {line}; "
+              + (f"course reading learned, fitting took {d['fit_s']:.0f} s" if d["reading"] else "MiniLM as shipped"))
         print(f"          item check: {ck['missed']} of {ck['checked']} graded answers missed (off by half, not "
               f"routed, suggested without their grade); {ck['penalised_items']} items lose confidence for it; "
               f"Spearman {ck['spearman']:.2f} between an item's misses and its share of the rest off by half")
@@ -633,7 +646,8 @@ def main() -> int:
     for i, (line, _, _) in enumerate(draws[0]["curve"]):
         exact, off = (float(np.mean([d["curve"][i][j] for d in draws])) for j in (1, 2))
         print(f"    {line:.2f}  {exact:6.1%}  {off:6.1%}" + ("   <- REVIEW_BELOW, the default" if abs(line - REVIEW_BELOW) < 1e-9 else ""))
-    own = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed, own_reference=True) for seed in range(args.draws)]
+    own = [few_shot(data["uq"] + data["ud"], args.k, embedder, seed=seed, own_reference=True, reading=not args.no_reading)
+           for seed in range(args.draws)]
     own_fs = {key: float(np.mean([d[key] for d in own])) for key in ("exact_unrouted", "off_half_unrouted", "rmse")}
     print(f"  the item's own reference kept, the k graded answers calibrate it and those with full points join "
           f"its references (the `calibrate` workflow): "
@@ -651,6 +665,7 @@ def main() -> int:
     out[f"fewshot_k{args.k}_rmse"] = round(fs["rmse"], 3)
     out[f"fewshot_k{args.k}_mean_rmse"] = round(fs["mean_rmse"], 3)
     out[f"fewshot_k{args.k}_off_half_unrouted"] = round(fs["off_half_unrouted"], 3)
+    out["fewshot_reading"] = all(d["reading"] for d in draws + own)
     embedder.save()
 
     print(f"\nscorer F1 uses the exemplar model on unseen answers; total time {time.time() - t0:.0f} s")

@@ -655,6 +655,7 @@ def test_the_course_review_line_follows_what_its_checks_show():
 def test_a_suggestion_is_routed_by_its_courses_review_line(specs, calibration):
     from dataclasses import replace
 
+    from autograder.reflection.calibration import FORMAT_VERSION
     from autograder.reflection.scorer import REVIEW_BELOW
 
     spec = specs["cnn"]
@@ -669,7 +670,7 @@ def test_a_suggestion_is_routed_by_its_courses_review_line(specs, calibration):
     assert weak.needs_review and weak.confidence > 0.3
     assert not suggest(ANSWERS["cnn"]["partial"], spec, replace(plain, review_below=0.3)).needs_review
     stored = replace(plain, review_below=0.55).to_dict()
-    assert stored["version"] == 4 and Calibration.from_dict(stored).review_below == 0.55
+    assert stored["version"] == FORMAT_VERSION and Calibration.from_dict(stored).review_below == 0.55
     assert Calibration.from_dict({k: v for k, v in stored.items() if k != "review_below"} | {"version": 3}).review_below is None
     with pytest.raises(CalibrationError, match="review line"):
         Calibration.from_dict(stored | {"review_below": 1.5})

@@ -208,16 +208,25 @@ def test_a_changed_band_rescores_without_running_and_says_what_changed(graded, s
 @pytest.mark.slow
 def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs(graded, shared_client):
     """What `autograder calibrate` writes beside the rubric is read once by the next grade, reaches
-    every task and scores the written answers with it; nothing runs again."""
-    from autograder.reflection import Calibration
+    every task and scores the written answers with it, read by the course's reading it holds;
+    nothing runs again."""
+    from autograder.reflection import Calibration, reading, suggest
+    from autograder.reflection.calibration import calibrations_to_dict
+    from autograder.reflection.text import answer_text
+    from autograder.rubric import load_rubric, reflection_spec
 
     course, _ = graded
+    spec = reflection_spec(load_rubric(course.rubric_dir / f"{A}.yaml", A).part("reflection"))
     before = {r.student: r for r in record.latest_results(course, A) if r.student in STUDENTS}
     assert all(_part(r, "reflection").points > 0 for r in before.values())
     path = course.rubric_dir / f"{A}.calibration.json"
     assert not path.exists()
-    # a teacher who gave no written answer any point: every raw score maps to none
-    path.write_text(json.dumps({"reflection": Calibration(knots_x=[0.0, 1.0], knots_y=[0.0, 0.0]).to_dict()}))
+    # a teacher who gave no written answer any point: every raw score maps to none; and a reading
+    # (learned from made-up grades: any reading reads answers differently from MiniLM as shipped)
+    tuned = reading.learn([(f"The loss fell in epoch {i}.", "Training converged.", (i % 3) / 2)
+                           for i in range(reading.MIN_PAIRS)])
+    cal = Calibration(knots_x=[0.0, 1.0], knots_y=[0.0, 0.0], reading=tuned)
+    path.write_text(json.dumps(calibrations_to_dict({"reflection": cal})))
     lines = []
     try:
         outcome = grade_assignment(course, A, "tiny", sandboxed=SANDBOXED, workers=1, log=lines.append,
@@ -229,6 +238,9 @@ def test_a_new_calibration_scores_the_written_answers_again_from_the_stored_runs
         new = now[student]
         assert new.rescored_from == old.attempt and _part(new, "reflection").points == 0
         assert not (Path(new.output_dir) / "work" / "artifacts").exists()   # nothing ran
+        answer = answer_text(_part(new, "reflection").details["answer"])
+        assert _part(new, "reflection").details["raw"] == pytest.approx(suggest(answer, spec, cal).raw)
+        assert _part(new, "reflection").details["raw"] != pytest.approx(suggest(answer, spec, replace(cal, reading=None)).raw)
         assert _scores(course)[student] == pytest.approx(new.score)
     assert any("score again" in line and "calibration" in line for line in lines)
 

@@ -9,6 +9,7 @@ curve. Answers are read exactly as suggestions read them (reflection.answer_text
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..course import Course
@@ -54,19 +55,18 @@ def check_calibrations(path: Path, data: bytes, rubric: Rubric) -> dict:
         raise refuse(f"not valid JSON ({exc})") from None
     if not isinstance(stored, dict):
         raise refuse("must be a JSON object of {part id: calibration}")
-    for part_id, d in stored.items():   # a part the rubric no longer has is never read: harmless
-        try:
-            load_calibrations({part_id: d})
-        except CalibrationError as exc:
-            raise refuse(f"part {part_id!r}: {exc}") from None
+    try:   # a part the rubric no longer has is never read: harmless
+        load_calibrations(stored)
+    except CalibrationError as exc:
+        raise refuse(str(exc)) from None
     return stored
 
 
 def load_calibrations(stored: dict) -> dict:
     """{part id: Calibration} from the plain dicts `read_calibrations` gives."""
-    from ..reflection import Calibration
+    from ..reflection.calibration import calibrations_from_dict
 
-    return {part_id: Calibration.from_dict(d) for part_id, d in stored.items()}
+    return calibrations_from_dict(stored)
 
 
 def hand_graded(course: Course, rubric: Rubric, part_id: str) -> list[tuple[str, float]]:
@@ -92,13 +92,17 @@ def hand_graded(course: Course, rubric: Rubric, part_id: str) -> list[tuple[str,
     return graded
 
 
-def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
+def calibrate(course: Course, rubric: Rubric, learn_reading: bool = True,
+              log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Fit the assignment's reflection parts together from their hand-graded answers; save.
 
     Returns the number of graded answers per part. With fewer than MIN_GRADED graded answers
-    over all parts, the stored calibrations are kept as they were.
+    over all parts, the stored calibrations are kept as they were. `learn_reading`: learn the
+    course's reading of answers from the graded ones first (reflection/reading.py; a minute or
+    a few on a CPU), when they give enough pairs of texts.
     """
     from ..reflection import fit_course
+    from ..reflection.calibration import calibrations_to_dict
 
     from .preflight import PreflightError
 
@@ -106,15 +110,15 @@ def calibrate(course: Course, rubric: Rubric) -> dict[str, int]:
         kept = read_calibrations(rubric)[0]
     except PreflightError:   # a broken file is replaced by what is fitted now
         kept = {}
-    fitted, counts, items = load_calibrations(kept), {}, []
+    fitted, counts, items = kept, {}, []
     for part in rubric.of_kind("reflection"):
         spec = reflection_spec(part)
         graded = hand_graded(course, rubric, part.id) if spec else []
         counts[part.id] = len(graded)
         if spec:  # an item nobody graded yet still gets the pooled curve of the others
             items.append((spec, graded))
-    if sum(counts.values()) >= MIN_GRADED:
-        fitted.update(fit_course(items))
+    if sum(counts.values()) >= MIN_GRADED:   # every item of the rubric is fitted anew
+        fitted = calibrations_to_dict(fit_course(items, learn_reading=learn_reading, log=log))
     path = calibration_path(rubric)
-    path.write_text(json.dumps({k: v.to_dict() for k, v in fitted.items()}, indent=1))
+    path.write_text(json.dumps(fitted, indent=1))
     return counts

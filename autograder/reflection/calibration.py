@@ -20,16 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from .reading import Reading, ReadingError
+
 __all__ = [
     "Calibration",
     "CalibrationError",
+    "calibrations_from_dict",
+    "calibrations_to_dict",
     "exemplar_features",
     "fit_pairs",
 ]
 
 # 3: item reliability counts (checked, missed); 4: the course's review line and the graded
-# answers that joined the references; 1-3 still load
-FORMAT_VERSION = 4
+# answers that joined the references; 5: the course's reading (reading.py) it was fitted with;
+# 1-4 still load
+FORMAT_VERSION = 5
+# Key of the course's reading in a file of {item id: calibration}: stored once for all items
+# (item ids start with a letter).
+READING_KEY = "_reading"
 # An answer this similar to a hand-graded one is pulled halfway toward its grade.
 EXEMPLAR_COSINE_MIN = 0.92
 # Weight of the (1, 1) anchor against each graded answer (weight 1): keeps a fit from a
@@ -86,6 +94,9 @@ class Calibration:
     # Hand-graded answers that got full points: correct answers in the students' own words,
     # which join the item's reference answers (at most GRADED_REFERENCES_MAX).
     references: list[str] = field(default_factory=list)
+    # The course's reading of answers (reading.py), learned from its graded answers: the item's
+    # suggestions embed every text with it, as its curve was fitted. None: MiniLM as shipped.
+    reading: Reading | None = None
 
     def apply(self, raw: float) -> float:
         """The share of points (0..1) for a raw score; 0 for no evidence at all."""
@@ -130,13 +141,14 @@ class Calibration:
             "missed": int(self.missed),
             "review_below": None if self.review_below is None else float(self.review_below),
             "references": list(self.references),
+            "reading": None if self.reading is None else self.reading.digest,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if not isinstance(d, dict):
             raise CalibrationError(f"a calibration must be a dict, got {type(d).__name__}")
-        if d.get("version") not in (1, 2, 3, FORMAT_VERSION):
+        if d.get("version") not in (1, 2, 3, 4, FORMAT_VERSION):
             raise CalibrationError(
                 f"calibration version {d.get('version')!r} is not supported (expected {FORMAT_VERSION})"
             )
@@ -165,6 +177,45 @@ class Calibration:
         if cal.review_below is not None and not 0 < cal.review_below < 1:
             raise CalibrationError(f"calibration review line {cal.review_below} is outside (0, 1)")
         return cal
+
+
+def calibrations_to_dict(cals: dict[str, Calibration]) -> dict[str, Any]:
+    """{item id: calibration dict}, and the course's reading once under READING_KEY."""
+    out: dict[str, Any] = {item: cal.to_dict() for item, cal in cals.items()}
+    readings = {cal.reading.digest: cal.reading for cal in cals.values() if cal.reading is not None}
+    if len(readings) > 1:
+        raise CalibrationError("a course's items are calibrated with one reading, not several")
+    if readings:
+        out[READING_KEY] = next(iter(readings.values())).to_dict()
+    return out
+
+
+def calibrations_from_dict(stored: dict[str, Any]) -> dict[str, Calibration]:
+    """{item id: Calibration} from what `calibrations_to_dict` wrote; an item fitted with a
+    reading the file does not hold is refused (its curve means nothing in MiniLM's own)."""
+    if not isinstance(stored, dict):
+        raise CalibrationError("calibrations must be a JSON object of {item id: calibration}")
+    reading = None
+    if stored.get(READING_KEY) is not None:
+        try:
+            reading = Reading.from_dict(stored[READING_KEY])
+        except ReadingError as exc:
+            raise CalibrationError(f"the course's reading: {exc}") from None
+    out = {}
+    for item, d in stored.items():
+        if item == READING_KEY:
+            continue
+        try:
+            cal = Calibration.from_dict(d)
+        except CalibrationError as exc:
+            raise CalibrationError(f"part {item!r}: {exc}") from None
+        wanted = d.get("reading")
+        if wanted is not None:
+            if reading is None or wanted != reading.digest:
+                raise CalibrationError(f"part {item!r} was fitted with the reading {wanted!r}, which the file does not hold")
+            cal.reading = reading
+        out[item] = cal
+    return out
 
 
 def _strings(value: Any, name: str) -> list[str]:

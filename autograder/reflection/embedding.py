@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EMBEDDING_DIM", "EmbedFn", "embed", "model_dir", "load_model", "cosine"]
+__all__ = ["EMBEDDING_DIM", "EmbedFn", "cached_embedder", "embed", "model_dir", "load_model", "cosine"]
 
 EMBEDDING_DIM = 384
 # Torch threads while embedding. One thread: MiniLM on short texts gains little from a second
@@ -55,42 +55,49 @@ def load_model():
     return SentenceTransformer(str(model_dir()), device="cpu")
 
 
-# Texts already embedded by this process. A grading process scores every student against the
-# same questions, criteria, reference answers and graded exemplars (about 330 texts a question),
-# so without it each submission re-embedded them all: 4-7 s of a written-answer notebook's
-# scoring. Bounded (about 75 MB at CACHE_SIZE), least recently used out first.
+# Texts already embedded by this process, per model. A grading process scores every student
+# against the same questions, criteria, reference answers and graded exemplars (about 330 texts
+# a question), so without it each submission re-embedded them all: 4-7 s of a written-answer
+# notebook's scoring. Bounded (about 75 MB at CACHE_SIZE), least recently used out first.
 CACHE_SIZE = 50_000
-_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
 
-def embed(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
-    """Embed texts into a float32 array of shape (len(texts), 384) with unit-length rows.
+def cached_embedder(model: Callable[[], object]) -> EmbedFn:
+    """An EmbedFn over the SentenceTransformer `model()` gives, with a text cache of its own.
 
     Small batches: texts are sorted by length and padded per batch, and most texts here are
     short phrases, so big batches mostly compute padding.
     """
-    if isinstance(texts, str):
-        raise TypeError("embed() takes a sequence of strings, not a single string")
-    texts = list(texts)
-    if not texts:
-        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    found = {}
-    for text in dict.fromkeys(texts):
-        if text in _cache:
-            _cache.move_to_end(text)
-            found[text] = _cache[text]
-    missing = [t for t in dict.fromkeys(texts) if t not in found]
-    if missing:
-        found.update(zip(missing, _encode(missing, batch_size)))
-        for text in missing:
-            _cache[text] = found[text]
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return np.stack([found[t] for t in texts])
+    cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed_fn(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings, not a single string")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        found = {}
+        for text in dict.fromkeys(texts):
+            if text in cache:
+                cache.move_to_end(text)
+                found[text] = cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(zip(missing, _encode(model(), missing, batch_size)))
+            for text in missing:
+                cache[text] = found[text]
+            while len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    return embed_fn
 
 
-def _encode(texts: list[str], batch_size: int) -> np.ndarray:
-    model = load_model()
+# Embed texts into a float32 array of shape (len(texts), 384) with unit-length rows (MiniLM as shipped).
+embed = cached_embedder(load_model)
+
+
+def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     with _torch_threads(int(os.environ.get("AUTOGRADER_EMBED_THREADS", DEFAULT_THREADS))):
         vectors = model.encode(
             texts,

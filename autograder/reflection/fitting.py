@@ -15,10 +15,12 @@ from .calibration import (
 )
 from .embedding import EmbedFn, embed
 from .gaming import NO_REVIEW_FLAGS
+from .reading import MIN_PAIRS as MIN_READING_PAIRS
+from .reading import Reading, embedder, learn, training_pairs
 from .scorer import REVIEW_BELOW, analyze, embedder_for, raw_score_of, rounded_points, suggestion_for
 from .spec import ReflectionSpec
 
-__all__ = ["Check", "check_item", "fit_calibration", "fit_course", "graded_raws", "review_line"]
+__all__ = ["Check", "check_item", "course_reading", "fit_calibration", "fit_course", "graded_raws", "review_line"]
 
 # Folds of the item reliability check (leave-one-out up to this many graded answers).
 CHECK_FOLDS = 10
@@ -76,11 +78,15 @@ def checks(
     graded: Sequence[tuple[str, float]],
     fit: Callable[[list[int]], Calibration],
     embed_fn: EmbedFn = embed,
+    fold_reading: Callable[[int], EmbedFn] | None = None,
 ) -> list[Check]:
     """Each graded answer suggested as a new one would be, by a calibration fitted without it
-    (`fit(kept indices)`; at most CHECK_FOLDS folds, leave-one-out below that). The curve's own
-    held-out error sees only the raw-score mapping; this sees the whole suggestion (references,
-    exemplars, confidence), item by item. Empty with fewer than two graded answers."""
+    (`fit(kept indices)`; at most CHECK_FOLDS folds, leave-one-out below that), and read by
+    `fold_reading(fold)` when the course has a reading: one learned without that fold's answers
+    (a reading learned from an answer makes its check look better than a new answer fares).
+    The curve's own held-out error sees only the raw-score mapping; this sees the whole
+    suggestion (references, exemplars, confidence), item by item. Empty with fewer than two
+    graded answers."""
     n = len(graded)
     if n < 2:
         return []
@@ -89,6 +95,8 @@ def checks(
     found = []
     for fold in range(min(n, CHECK_FOLDS)):
         cal = fit([i for i in range(n) if folds[i] != fold])
+        if fold_reading is not None:
+            vec = embedder_for([graded[i][0] for i in np.flatnonzero(folds == fold)], spec, embed_fn=fold_reading(fold))
         for i in np.flatnonzero(folds == fold):
             answer, points = graded[i]
             own = _own_spec(spec, answer)
@@ -151,19 +159,26 @@ def fit_calibration(
 
 
 def fit_course(
-    items: Sequence[tuple[ReflectionSpec, list[tuple[str, float]]]], embed_fn: EmbedFn = embed
+    items: Sequence[tuple[ReflectionSpec, list[tuple[str, float]]]], embed_fn: EmbedFn = embed,
+    learn_reading: bool = False, log: Callable[[str], None] | None = None,
 ) -> dict[str, Calibration]:
     """Calibrations for a course's items from their hand-graded answers, pooled.
 
     Every item gets one: the pooled curve of all items, refined by the item's own answers when
-    it has PER_ITEM_MIN of them. An empty dict when no item has a graded answer.
+    it has PER_ITEM_MIN of them. An empty dict when no item has a graded answer. With
+    `learn_reading`, the course's reading is learned from the graded answers first (when they
+    give enough pairs) and everything is read with it (`course_reading`).
     """
-    raws, references = {}, {}
     for spec, graded in items:
         if graded:
             _check_graded(spec, graded, need_spread=False, minimum=1)
+    reading, fold_reading = course_reading(items, log) if learn_reading else (None, None)
+    read = embedder(reading) if reading is not None else embed_fn
+    raws, references = {}, {}
+    for spec, graded in items:
+        if graded:
             references[spec.id] = graded_references(spec, graded)
-            raws[spec.id] = graded_raws(spec.with_references(references[spec.id]), graded, embed_fn)
+            raws[spec.id] = graded_raws(spec.with_references(references[spec.id]), graded, read)
     pooled = [p for pairs in raws.values() for p in pairs]
     out, found = {}, {}
     for spec, graded in items:
@@ -184,9 +199,38 @@ def fit_course(
             return replace(fold, step=cal.step)
 
         cal.references = references.get(spec.id, [])
-        found[spec.id] = checks(spec, graded, fit_without, embed_fn)
+        cal.reading = reading
+        found[spec.id] = checks(spec, graded, fit_without, read, fold_reading)
         out[spec.id] = cal
     return _with_checks(out, found)
+
+
+def course_reading(
+    items: Sequence[tuple[ReflectionSpec, Sequence[tuple[str, float]]]], log: Callable[[str], None] | None = None,
+) -> tuple[Reading | None, Callable[[int], EmbedFn] | None]:
+    """The course's reading learned from all its graded answers (reading.py), and for the
+    checks, fold -> the reading learned without that fold's answers: two more readings, each
+    from every other graded answer of each item (a check fold's answers share the parity of
+    their index, as `checks` numbers them). (None, None) when the graded answers give too few
+    pairs for any of the three."""
+    def pairs(keep: Callable[[int], bool]) -> list[tuple[str, str, float]]:
+        return training_pairs([(spec.reference_answers, [(a, pts / spec.points) for i, (a, pts) in enumerate(graded) if keep(i)])
+                               for spec, graded in items])
+
+    learned = []
+    for n, (name, keep) in enumerate((("all graded answers", lambda i: True),
+                                      ("odd-numbered answers, to check the even ones", lambda i: i % 2 == 1),
+                                      ("even-numbered answers, to check the odd ones", lambda i: i % 2 == 0))):
+        chosen = pairs(keep)
+        if log:
+            log(f"learning the course's reading {n + 1}/3 from {len(chosen)} pairs of texts ({name})")
+        learned.append(learn(chosen))
+        if learned[-1] is None:
+            if log:
+                log(f"too few pairs for a reading (at least {MIN_READING_PAIRS}): answers are read by MiniLM as shipped")
+            return None, None
+    reading, halves = learned[0], learned[1:]
+    return reading, lambda fold: embedder(halves[fold % 2])
 
 
 def graded_references(spec: ReflectionSpec, graded: Sequence[tuple[str, float]]) -> list[str]:

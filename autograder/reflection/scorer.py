@@ -41,6 +41,7 @@ __all__ = [
     "Suggestion",
     "analysis_texts",
     "analyze",
+    "course_embedder",
     "credit",
     "embedder_for",
     "raw_score",
@@ -328,11 +329,29 @@ def suggest(
     calibration: Calibration | None = None,
     embed_fn: EmbedFn = embed,
 ) -> Suggestion:
-    """A suggested score for one answer, with reasons, confidence and flags."""
+    """A suggested score for one answer, with reasons, confidence and flags. `embed_fn` reads
+    the texts unless the calibration was fitted with the course's reading: then that does."""
+    _check_fitted_for(spec, calibration)
+    return _suggest(answer, spec, calibration, course_embedder(embed_fn, calibration))
+
+
+def course_embedder(embed_fn: EmbedFn, calibration: Calibration | None) -> EmbedFn:
+    """What reads the item's texts: the calibration's reading when it has one, else embed_fn."""
+    if calibration is None or calibration.reading is None:
+        return embed_fn
+    from .reading import embedder
+
+    return embedder(calibration.reading)
+
+
+def _check_fitted_for(spec: ReflectionSpec, calibration: Calibration | None) -> None:
     if calibration is not None and calibration.spec_id and calibration.spec_id != spec.id:
         raise ValueError(
             f"calibration was fitted for {calibration.spec_id!r}, not for {spec.id!r}"
         )
+
+
+def _suggest(answer: str, spec: ReflectionSpec, calibration: Calibration | None, embed_fn: EmbedFn) -> Suggestion:
     spec = item_spec(spec, calibration, answer)
     vec = embedder_for([answer], spec, calibration, embed_fn)
     return suggestion_for(analyze(answer, spec, vec), spec, calibration, vec)
@@ -417,8 +436,9 @@ def suggest_many(
     embed_fn: EmbedFn = embed,
 ) -> dict[str, Suggestion]:
     """suggest() for many students' answers to one item, embedding everything in one batch."""
-    vec = embedder_for(answers.values(), item_spec(spec, calibration), calibration, embed_fn)
-    return {sid: suggest(a, spec, calibration, vec) for sid, a in answers.items()}
+    _check_fitted_for(spec, calibration)
+    vec = embedder_for(answers.values(), item_spec(spec, calibration), calibration, course_embedder(embed_fn, calibration))
+    return {sid: _suggest(a, spec, calibration, vec) for sid, a in answers.items()}
 
 
 def _apply_flags(flags: list[str], share: float) -> tuple[float, list[str]]:
