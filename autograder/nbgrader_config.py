@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from traitlets.config import Config
@@ -83,3 +84,16 @@ def write_nbgrader_config(course: Course) -> Path:
         "from autograder.nbgrader_config import student_safe_feedback\n"
         "student_safe_feedback(c)\n")
     return path
+
+
+# nbgrader's converters change the process's working folder while they run, so two at once in
+# one process (the demo releases in a thread while other work goes on) would write into each
+# other's folders: one at a time.
+_CONVERTING = threading.Lock()
+
+
+def generate_assignment(course: Course, assignment: str) -> dict:
+    """nbgrader's generate_assignment for `assignment` (its result dict), one at a time per process."""
+    with _CONVERTING:
+        return nbgrader_api(course, assignment).generate_assignment(assignment, force=True, create=True)
+

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from .course import Course
-from .nbgrader_config import nbgrader_api
+from .nbgrader_config import generate_assignment
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME")
 # Lines too generic to prove a leak (they also occur in starter code).
@@ -75,7 +75,7 @@ def release_assignment(course: Course, name: str) -> LeakReport:
     source = course.source_notebook(name)
     if not source.is_file():
         raise ReleaseError(f"no source notebook at {source}; run `autograder build {name}` first")
-    result = nbgrader_api(course, name).generate_assignment(name, force=True, create=True)
+    result = generate_assignment(course, name)
     if not result.get("success"):
         raise ReleaseError(f"nbgrader generate_assignment failed for {name}:\n{result.get('error') or result.get('log')}")
     released = course.release_notebook(name)

@@ -11,7 +11,7 @@ from datetime import timezone
 from pathlib import Path
 
 from ..course import Course
-from ..nbgrader_config import nbgrader_api, open_gradebook
+from ..nbgrader_config import generate_assignment, open_gradebook
 from ..rubric import Rubric
 from .results import GradeResult
 from .stored import RESULT_FILE, read_attempt, write_attempt  # noqa: F401 - record's public API
@@ -33,7 +33,7 @@ def ensure_assignment_in_gradebook(course: Course, name: str) -> None:
         except MissingEntry:
             pass
     scratch = course.with_work(course.workdir, release_dir_name=".autograder/gradebook-release")
-    result = nbgrader_api(scratch, name).generate_assignment(name, force=True, create=True)
+    result = generate_assignment(scratch, name)
     if not result.get("success"):
         raise RecordError(f"could not register {name} in the gradebook:\n{result.get('error') or result.get('log')}")
 
