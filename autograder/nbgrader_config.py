@@ -96,4 +96,3 @@ def generate_assignment(course: Course, assignment: str) -> dict:
     """nbgrader's generate_assignment for `assignment` (its result dict), one at a time per process."""
     with _CONVERTING:
         return nbgrader_api(course, assignment).generate_assignment(assignment, force=True, create=True)
-
